@@ -1,0 +1,278 @@
+//! The BLIS loops around the microkernel, and their split across threads.
+//!
+//! ```text
+//! for jc in 0..n step NC                         loop 5
+//!   for pc in 0..k step KC                       loop 4
+//!     pack B[pc.., jc..] into KC × NC panels     (threads split the panels)
+//!     parallel for each task (ic block, jr range):
+//!       pack A[ic.., pc..] into MC × KC panels   (task-local buffer)
+//!       for jr in the task's B panels            loop 2
+//!         for ir in the task's A panels          loop 1
+//!           microkernel: C tile += A panel · B panel
+//! ```
+//!
+//! The first `pc` block applies the caller's `beta`; later blocks accumulate
+//! into C with `beta = 1`. Every C element is computed by the same sequence of
+//! floating-point operations whatever the number of threads, so results are
+//! identical bit for bit across thread counts.
+
+use super::buffers::{with_buffer, Buffer};
+use super::pack::pack_panel;
+use super::plan::{Blocking, Microkernel, MAX_TILE};
+use super::{MatMut, MatRef};
+use crate::Element;
+use rayon::prelude::*;
+
+/// What one call runs with.
+pub(crate) struct Plan {
+    pub kernel: &'static Microkernel,
+    pub blocking: Blocking,
+    /// 1 = stay on the calling thread.
+    pub threads: usize,
+}
+
+/// A raw pointer to C that tasks may share: each task writes a disjoint set
+/// of tiles, so no element is written by two threads.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+// SAFETY: see above; the pointer is only dereferenced for a task's own tiles.
+unsafe impl Send for CPtr {}
+unsafe impl Sync for CPtr {}
+
+/// `C <- alpha * A * B + beta * C`; shapes were checked by the caller.
+pub(crate) fn gemm<TA: Element, TB: Element>(
+    plan: &Plan,
+    alpha: f32,
+    a: &MatRef<'_, TA>,
+    b: &MatRef<'_, TB>,
+    beta: f32,
+    c: &mut MatMut<'_>,
+) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale(c, beta);
+        return;
+    }
+    let Plan {
+        kernel,
+        blocking: Blocking { mc, kc, nc },
+        threads,
+    } = *plan;
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let bt = b.t(); // B's column panels are Bᵀ's row panels
+    let ldc = c.ld();
+    let cptr = CPtr(c.as_mut_ptr());
+
+    let b_len = nc.min(n).div_ceil(nr) * nr * kc.min(k);
+    with_buffer(Buffer::B, b_len, |bbuf| {
+        for jc in (0..n).step_by(nc) {
+            let ncur = nc.min(n - jc);
+            let npanels = ncur.div_ceil(nr);
+            for pc in (0..k).step_by(kc) {
+                let kcur = kc.min(k - pc);
+                let bpack = &mut bbuf[..npanels * nr * kcur];
+                let pack_b = |q: usize, dst: &mut [f32]| {
+                    let col = jc + q * nr;
+                    pack_panel(&bt, (col, nr.min(n - col)), (pc, kcur), nr, dst);
+                };
+                if threads > 1 {
+                    bpack
+                        .par_chunks_mut(nr * kcur)
+                        .enumerate()
+                        .for_each(|(q, dst)| pack_b(q, dst));
+                } else {
+                    bpack
+                        .chunks_mut(nr * kcur)
+                        .enumerate()
+                        .for_each(|(q, dst)| pack_b(q, dst));
+                }
+                let bpack: &[f32] = bpack;
+                let beta = if pc == 0 { beta } else { 1.0 };
+
+                let split = Split::new(m, npanels, mr, mc, threads);
+                let task = |t: usize| {
+                    let (rows, panels) = split.task(t);
+                    let a_len = rows.len().div_ceil(mr) * mr * kcur;
+                    with_buffer(Buffer::A, a_len, |apack| {
+                        for (r, dst) in apack.chunks_mut(mr * kcur).enumerate() {
+                            let row = rows.start + r * mr;
+                            pack_panel(a, (row, mr.min(rows.end - row)), (pc, kcur), mr, dst);
+                        }
+                        let block = Block {
+                            kc: kcur,
+                            rows,
+                            cols: (jc, jc + ncur),
+                            alpha,
+                            beta,
+                            ldc,
+                        };
+                        macro_kernel(kernel, &block, apack, bpack, panels, cptr);
+                    });
+                };
+                if threads > 1 {
+                    (0..split.tasks()).into_par_iter().for_each(task);
+                } else {
+                    (0..split.tasks()).for_each(task);
+                }
+            }
+        }
+    });
+}
+
+/// How the rows and B panels of one (jc, pc) block are divided into tasks.
+///
+/// Rows are cut into `m_blocks` near-equal blocks of whole MR tiles, at most
+/// MC rows each; the count is rounded up to a multiple of the thread count
+/// so every thread gets equal work. If there are too few rows for that (a
+/// short, wide product), the B panels are split across threads as well.
+struct Split {
+    m: usize,
+    rows_per_block: usize,
+    m_blocks: usize,
+    npanels: usize,
+    n_splits: usize,
+}
+
+impl Split {
+    fn new(m: usize, npanels: usize, mr: usize, mc: usize, threads: usize) -> Split {
+        let tiles = m.div_ceil(mr);
+        let mut m_blocks = m.div_ceil(mc).next_multiple_of(threads).min(tiles);
+        let rows_per_block = tiles.div_ceil(m_blocks) * mr;
+        m_blocks = m.div_ceil(rows_per_block);
+        let n_splits = if m_blocks % threads == 0 {
+            1
+        } else {
+            threads.min(npanels)
+        };
+        Split {
+            m,
+            rows_per_block,
+            m_blocks,
+            npanels,
+            n_splits,
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        self.m_blocks * self.n_splits
+    }
+
+    /// Task `t`'s rows of C and its range of B panels.
+    fn task(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (mi, ni) = (t / self.n_splits, t % self.n_splits);
+        let r0 = mi * self.rows_per_block;
+        let rows = r0..(r0 + self.rows_per_block).min(self.m);
+        let per = self.npanels.div_ceil(self.n_splits);
+        let panels = (ni * per).min(self.npanels)..((ni + 1) * per).min(self.npanels);
+        (rows, panels)
+    }
+}
+
+/// The C block one task updates.
+struct Block {
+    kc: usize,
+    /// Rows of C (and of A).
+    rows: std::ops::Range<usize>,
+    /// Columns `[jc, jc + ncur)` of C covered by the packed B block.
+    cols: (usize, usize),
+    alpha: f32,
+    beta: f32,
+    ldc: usize,
+}
+
+/// Loops 2 and 1: every (B panel, A panel) pair of the task, one microkernel call each.
+fn macro_kernel(
+    kernel: &Microkernel,
+    blk: &Block,
+    apack: &[f32],
+    bpack: &[f32],
+    panels: std::ops::Range<usize>,
+    c: CPtr,
+) {
+    let (mr, nr, kc) = (kernel.mr, kernel.nr, blk.kc);
+    let (jc, jend) = blk.cols;
+    for q in panels {
+        let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
+        let col = jc + q * nr;
+        let ncols = nr.min(jend - col);
+        for (r, ap) in apack.chunks_exact(mr * kc).enumerate() {
+            let row = blk.rows.start + r * mr;
+            let nrows = mr.min(blk.rows.end - row);
+            // SAFETY: (row, col) is inside C: row < m and col < n, and the
+            // MatMut invariant makes every (row + i, col + j) with i < nrows,
+            // j < ncols addressable; this task alone owns these tiles.
+            let ctile = unsafe { c.0.add(row * blk.ldc + col) };
+            if nrows == mr && ncols == nr {
+                // SAFETY: ap and bp hold kc*MR and kc*NR floats; the full tile is inside C.
+                unsafe {
+                    (kernel.run)(
+                        kc,
+                        ap.as_ptr(),
+                        bp.as_ptr(),
+                        ctile,
+                        blk.ldc,
+                        blk.alpha,
+                        blk.beta,
+                    )
+                };
+            } else {
+                edge_tile(kernel, blk, ap, bp, ctile, (nrows, ncols));
+            }
+        }
+    }
+}
+
+/// A partial tile: run the kernel on a scratch tile holding the valid part
+/// of C, then copy that part back. The arithmetic is the kernel's own, so an
+/// element's value does not depend on whether it fell in an edge tile.
+fn edge_tile(
+    kernel: &Microkernel,
+    blk: &Block,
+    ap: &[f32],
+    bp: &[f32],
+    ctile: *mut f32,
+    (nrows, ncols): (usize, usize),
+) {
+    let nr = kernel.nr;
+    let mut scratch = [0.0f32; MAX_TILE];
+    // With beta == 0 the kernel does not read C, so neither do we.
+    for i in (0..nrows).filter(|_| blk.beta != 0.0) {
+        for j in 0..ncols {
+            // SAFETY: (i, j) is inside the valid part of the tile (see macro_kernel).
+            scratch[i * nr + j] = unsafe { *ctile.add(i * blk.ldc + j) };
+        }
+    }
+    // SAFETY: scratch holds MR*NR <= MAX_TILE floats with row stride NR.
+    unsafe {
+        (kernel.run)(
+            blk.kc,
+            ap.as_ptr(),
+            bp.as_ptr(),
+            scratch.as_mut_ptr(),
+            nr,
+            blk.alpha,
+            blk.beta,
+        )
+    };
+    for i in 0..nrows {
+        for j in 0..ncols {
+            // SAFETY: as above.
+            unsafe { *ctile.add(i * blk.ldc + j) = scratch[i * nr + j] };
+        }
+    }
+}
+
+/// `C <- beta * C`, with `beta == 0` writing zeros without reading C.
+fn scale(c: &mut MatMut<'_>, beta: f32) {
+    for i in 0..c.rows() {
+        let row = c.row_mut(i);
+        if beta == 0.0 {
+            row.fill(0.0);
+        } else if beta != 1.0 {
+            row.iter_mut().for_each(|x| *x *= beta);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The microkernel: the only code that knows the register layout.
+//!
+//! # Contract
+//!
+//! A microkernel computes one `MR × NR` tile of C from one packed micro-panel
+//! of A and one packed micro-panel of B:
+//!
+//! ```text
+//!     C[i][j] <- alpha * sum_{p < k} A[i][p] * B[p][j]  +  beta * C[i][j]
+//!                                                  for i < MR, j < NR
+//!
+//!   packed A micro-panel (k × MR)         packed B micro-panel (k × NR)
+//!   column p of the tile's A rows,        row p of the tile's B columns,
+//!   MR floats, contiguous:                NR floats, contiguous:
+//!
+//!     a: [A0p A1p .. A(MR-1)p] p=0          b: [Bp0 Bp1 .. Bp(NR-1)] p=0
+//!        [A0p A1p .. A(MR-1)p] p=1             [Bp0 Bp1 .. Bp(NR-1)] p=1
+//!         ...                                   ...
+//!   a[p * MR + i] = A[i][p]               b[p * NR + j] = B[p][j]
+//! ```
+//!
+//! Preconditions (the caller's, as the function is `unsafe`):
+//! - `a` is valid for `k * MR` reads and `b` for `k * NR` reads;
+//! - C is row-major with row stride `ldc >= NR`: `c[i * ldc + j]` is valid
+//!   for reads and writes for all `i < MR`, `j < NR`;
+//! - the CPU supports the kernel's ISA.
+//!
+//! With `beta == 0` the kernel never reads C, so C may hold NaN or garbage
+//! (BLAS semantics). The kernel always writes the full tile; edges are the
+//! driver's business (it points the kernel at a scratch tile).
+//!
+//! # Inner loop
+//!
+//! For each `p`: load the `NV` registers of B's row `p`, then for each of the
+//! `MR` rows broadcast `A[i][p]` and do `NV` FMAs into the accumulators
+//! `acc[i][0..NV]`. That is `MR * NV` FMAs per `NV` loads and `MR`
+//! broadcasts: with 14×2 on AVX-512, 28 FMAs for 16 memory operands, so the
+//! two FMA ports stay busy and the loads fit in the load ports.
+
+use crate::isa::Simd;
+
+/// Signature of a microkernel: `(k, a, b, c, ldc, alpha, beta)`, see the module contract.
+pub(crate) type KernelFn = unsafe fn(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+);
+
+/// The body every ISA's microkernel instantiates: an `MR × (NV * LANES)` tile
+/// held in `MR * NV` registers.
+///
+/// `#[inline(always)]` so that it is compiled inside each ISA's
+/// `#[target_feature]` wrapper, with that ISA's instructions; the constant
+/// loop bounds are fully unrolled and `acc` lives in registers.
+///
+/// # Safety
+/// The module contract, with `NR = NV * S::LANES`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (i, v) index a register tile: clearer than iterator chains
+pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    let nr = NV * S::LANES;
+    // SAFETY: every pointer offset below stays inside the ranges the contract
+    // guarantees: a[..k*MR], b[..k*NR], c[i*ldc + j] for i < MR, j < NR.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..k {
+            let mut bv = [S::zero(); NV];
+            for v in 0..NV {
+                bv[v] = S::load(b.add(v * S::LANES));
+            }
+            for i in 0..MR {
+                let ai = S::splat(*a.add(i));
+                for v in 0..NV {
+                    acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(nr);
+        }
+
+        let alpha = S::splat(alpha);
+        for i in 0..MR {
+            for v in 0..NV {
+                let cp = c.add(i * ldc + v * S::LANES);
+                let ab = S::mul(alpha, acc[i][v]);
+                // beta == 0: C is write-only (it may hold NaN).
+                let out = if beta == 0.0 {
+                    ab
+                } else {
+                    S::fma(S::splat(beta), S::load(cp), ab)
+                };
+                S::store(cp, out);
+            }
+        }
+    }
+}

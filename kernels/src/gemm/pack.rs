@@ -1,0 +1,114 @@
+//! Packing: copying a block of A or B into the layout the microkernel reads.
+//!
+//! Both operands are packed by one function, because packing B's columns is
+//! packing Bᵀ's rows. A *panel* is `width` rows (MR for A, NR for Bᵀ) by
+//! `kc` columns of the source view, stored column by column:
+//!
+//! ```text
+//!   source rows r0 .. r0+width, columns c0 .. c0+kc      packed panel
+//!
+//!        c0  c0+1 ...                                   [s(r0,c0)   s(r0+1,c0)   .. ]  p = 0
+//!   r0   x    x                                ->       [s(r0,c0+1) s(r0+1,c0+1) .. ]  p = 1
+//!   r0+1 x    x                                          ...
+//!   dst[p * width + i] = source(r0 + i, c0 + p)
+//! ```
+//!
+//! Rows past the end of the source (the last, partial panel) are packed as
+//! zeros, so the microkernel can always compute a full tile. This is also
+//! where bf16 and f16 are widened to f32.
+
+use super::MatRef;
+use crate::Element;
+
+/// Packs one panel: `height <= width` source rows from `r0`, `kc` columns from `c0`.
+///
+/// `dst` must be exactly `kc * width` long.
+pub(crate) fn pack_panel<T: Element>(
+    src: &MatRef<'_, T>,
+    (r0, height): (usize, usize),
+    (c0, kc): (usize, usize),
+    width: usize,
+    dst: &mut [f32],
+) {
+    debug_assert!(height <= width && dst.len() == kc * width);
+    debug_assert!(r0 + height <= src.rows() && c0 + kc <= src.cols());
+    if height == 0 || kc == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    let data = src.data();
+    let (rs, cs) = (src.row_stride(), src.col_stride());
+    if rs == 1 {
+        // Each source column is contiguous over the panel's rows: one
+        // contiguous read per packed row `p`. (B as stored for A·B.)
+        for (p, out) in dst.chunks_exact_mut(width).enumerate() {
+            let start = (c0 + p) * cs + r0;
+            let col = &data[start..start + height];
+            for (o, &x) in out.iter_mut().zip(col) {
+                *o = x.to_f32();
+            }
+            out[height..].fill(0.0);
+        }
+    } else if cs == 1 {
+        // Each source row is contiguous over k: read rows, write with stride
+        // `width`. (A as stored for A·B, and B as stored for A·Bᵀ.)
+        for i in 0..height {
+            let start = (r0 + i) * rs + c0;
+            let row = &data[start..start + kc];
+            for (p, &x) in row.iter().enumerate() {
+                dst[p * width + i] = x.to_f32();
+            }
+        }
+        if height < width {
+            for out in dst.chunks_exact_mut(width) {
+                out[height..].fill(0.0);
+            }
+        }
+    } else {
+        // General strides: element by element.
+        for (p, out) in dst.chunks_exact_mut(width).enumerate() {
+            for (i, o) in out[..height].iter_mut().enumerate() {
+                *o = src.get(r0 + i, c0 + p);
+            }
+            out[height..].fill(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_every_layout_the_same_way() {
+        // A 5x7 source read as rows 1..4 (height 3, width 4) and columns 2..7.
+        let rows = 5;
+        let cols = 7;
+        let row_major: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
+        let col_major: Vec<f32> = (0..rows * cols)
+            .map(|x| ((x % rows) * cols + x / rows) as f32)
+            .collect();
+        let views = [
+            MatRef::new(&row_major, rows, cols, cols).unwrap(),
+            MatRef::new(&col_major, cols, rows, rows).unwrap().t(),
+            MatRef::strided(&row_major, 3, 4, 14, 2).unwrap(), // every other row and column
+        ];
+        for view in &views[..2] {
+            let mut dst = vec![f32::NAN; 5 * 4];
+            pack_panel(view, (1, 3), (2, 5), 4, &mut dst);
+            for p in 0..5 {
+                for i in 0..4 {
+                    let want = if i < 3 {
+                        ((1 + i) * cols + 2 + p) as f32
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(dst[p * 4 + i], want, "p={p} i={i}");
+                }
+            }
+        }
+        let mut dst = vec![f32::NAN; 2 * 3];
+        pack_panel(&views[2], (1, 2), (1, 2), 3, &mut dst);
+        assert_eq!(dst, [16.0, 30.0, 0.0, 18.0, 32.0, 0.0]);
+    }
+}

@@ -1,0 +1,123 @@
+//! How fast can this CPU multiply-add? A measured answer, so that every
+//! benchmark can report "% of this machine's peak" instead of comparing
+//! against a datasheet number the machine may never reach (turbo limits,
+//! AVX-512 frequency offsets, a shared virtual core).
+//!
+//! The probe runs `CHAINS` independent FMA dependency chains in registers.
+//! An FMA has a latency of about 4 cycles and most cores issue two per cycle,
+//! so at least 8 independent chains are needed to fill the pipes; 12 leave
+//! margin and still fit in AVX2's 16 registers. No memory is touched.
+
+use crate::isa::{self, Isa, Simd};
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Independent accumulator chains in the probe loop.
+const CHAINS: usize = 12;
+
+/// How long one probe measures.
+const PROBE_TIME: Duration = Duration::from_millis(40);
+
+/// The probe loop, written once over `Simd`; instantiated per ISA inside
+/// each ISA's `#[target_feature]` wrapper. Returns a value that depends on
+/// every FMA so that none can be optimised away.
+///
+/// # Safety
+/// The CPU must support `S`'s instructions.
+#[inline(always)]
+pub(crate) unsafe fn fma_probe_body<S: Simd>(iters: usize) -> f32 {
+    // SAFETY: the caller guarantees S's ISA is available.
+    unsafe {
+        let x = S::splat(black_box(0.999_999));
+        let y = S::splat(black_box(1.0e-6));
+        let mut acc = [S::splat(black_box(1.0)); CHAINS];
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = S::fma(*a, x, y);
+            }
+        }
+        acc.iter().map(|&a| S::sum(a)).sum()
+    }
+}
+
+/// Floats per register of `isa`.
+fn lanes(isa: Isa) -> usize {
+    match isa {
+        Isa::Scalar => 1,
+        Isa::Avx2 => 8,
+        Isa::Avx512 => 16,
+        Isa::Neon => 4,
+    }
+}
+
+fn run_probe(isa: Isa, iters: usize) -> f32 {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => isa::avx512::fma_probe(iters),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => isa::avx2::fma_probe(iters),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => isa::neon::fma_probe(iters),
+        _ => isa::scalar::fma_probe(iters),
+    }
+}
+
+/// GFLOP/s one thread reaches with `isa`'s FMAs, best of three runs of about
+/// [`PROBE_TIME`] each.
+fn probe_gflops(isa: Isa) -> f64 {
+    // Calibrate: find an iteration count that takes about PROBE_TIME.
+    let mut iters = 1 << 14;
+    loop {
+        let t = Instant::now();
+        black_box(run_probe(isa, iters));
+        let dt = t.elapsed();
+        if dt >= PROBE_TIME / 8 || iters >= 1 << 30 {
+            iters =
+                ((iters as f64) * PROBE_TIME.as_secs_f64() / dt.as_secs_f64().max(1e-9)) as usize;
+            break;
+        }
+        iters *= 4;
+    }
+    let flops = (iters * CHAINS * lanes(isa) * 2) as f64;
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(run_probe(isa, iters));
+            flops / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Measured FP32 FMA peak of one core, in GFLOP/s, with the best ISA this
+/// CPU has (whatever `HONE_KERNEL` says). Measured once (~0.2 s), then cached.
+pub fn peak_gflops_per_core() -> f64 {
+    static PEAK: OnceLock<f64> = OnceLock::new();
+    *PEAK.get_or_init(|| probe_gflops(Isa::best()))
+}
+
+/// Measured FP32 FMA peak of `threads` cores working at once, in GFLOP/s:
+/// the probe runs on `threads` OS threads together, so all-core frequency
+/// limits are included. `threads = 1` is [`peak_gflops_per_core`].
+pub fn peak_gflops(threads: usize) -> f64 {
+    let threads = threads.max(1);
+    if threads == 1 {
+        return peak_gflops_per_core();
+    }
+    let isa = Isa::best();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| s.spawn(move || probe_gflops(isa)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peak_is_positive_and_finite() {
+        let p = super::peak_gflops_per_core();
+        assert!(p.is_finite() && p > 0.0, "{p}");
+    }
+}
