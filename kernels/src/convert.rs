@@ -94,10 +94,7 @@ mod tests {
         for bits in 0..=u16::MAX {
             let want = half::bf16::from_bits(bits).to_f32();
             let got = bf16_to_f32(bits);
-            assert!(
-                want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
-                "{bits:#06x}"
-            );
+            assert!(want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()), "{bits:#06x}");
         }
     }
 
@@ -106,10 +103,7 @@ mod tests {
         for bits in 0..=u16::MAX {
             let want = half::f16::from_bits(bits).to_f32();
             let got = f16_to_f32(bits);
-            assert!(
-                want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
-                "{bits:#06x}: {want} vs {got}"
-            );
+            assert!(want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()), "{bits:#06x}: {want} vs {got}");
         }
     }
 

@@ -18,17 +18,9 @@ pub enum KernelError {
         len: usize,
     },
     /// A row-major view whose leading dimension is smaller than its width.
-    LeadingDimTooSmall {
-        what: &'static str,
-        cols: usize,
-        ld: usize,
-    },
+    LeadingDimTooSmall { what: &'static str, cols: usize, ld: usize },
     /// `op(A)` is `m × k`, `op(B)` is `k2 × n`, C is `cm × cn`, and they do not chain.
-    ShapeMismatch {
-        a: (usize, usize),
-        b: (usize, usize),
-        c: (usize, usize),
-    },
+    ShapeMismatch { a: (usize, usize), b: (usize, usize), c: (usize, usize) },
     /// `HONE_KERNEL` names no kernel hone has.
     UnknownKernel { requested: String },
     /// The kernel asked for exists but this CPU cannot run it.
@@ -53,10 +45,9 @@ impl fmt::Display for KernelError {
                 "gemm shapes do not chain: op(A) is {}x{}, op(B) is {}x{}, C is {}x{}",
                 a.0, a.1, b.0, b.1, c.0, c.1
             ),
-            KernelError::UnknownKernel { requested } => write!(
-                f,
-                "HONE_KERNEL={requested:?} is not a kernel; choose one of scalar, avx2, avx512, neon"
-            ),
+            KernelError::UnknownKernel { requested } => {
+                write!(f, "HONE_KERNEL={requested:?} is not a kernel; choose one of scalar, avx2, avx512, neon")
+            }
             KernelError::UnsupportedKernel { isa } => write!(
                 f,
                 "the {isa} kernel was requested but this CPU does not support it \

@@ -73,8 +73,7 @@ fn probe_gflops(isa: Isa) -> f64 {
         black_box(run_probe(isa, iters));
         let dt = t.elapsed();
         if dt >= PROBE_TIME / 8 || iters >= 1 << 30 {
-            iters =
-                ((iters as f64) * PROBE_TIME.as_secs_f64() / dt.as_secs_f64().max(1e-9)) as usize;
+            iters = ((iters as f64) * PROBE_TIME.as_secs_f64() / dt.as_secs_f64().max(1e-9)) as usize;
             break;
         }
         iters *= 4;
@@ -106,9 +105,7 @@ pub fn peak_gflops(threads: usize) -> f64 {
     }
     let isa = Isa::best();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| s.spawn(move || probe_gflops(isa)))
-            .collect();
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || probe_gflops(isa))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
     })
 }

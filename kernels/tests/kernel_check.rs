@@ -17,10 +17,7 @@ use kernels::Isa;
 fn main() {
     let (mut passed, mut failed) = (0usize, 0usize);
     let isas = Isa::available();
-    println!(
-        "kernels on this CPU: {}",
-        isas.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
-    );
+    println!("kernels on this CPU: {}", isas.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "));
     if cfg!(target_arch = "aarch64") && !isas.contains(&Isa::Neon) {
         println!("FAIL: aarch64 without NEON detected");
         failed += 1;
@@ -29,29 +26,8 @@ fn main() {
         let default = Gemm::with_isa(isa).expect("available").single_threaded();
         let (mr, nr) = (default.kernel().mr, default.kernel().nr);
         // Tiny blocks, so that small shapes cross every MC, KC and NC edge.
-        let tiny = default
-            .with_blocking(Blocking {
-                mc: 2 * mr,
-                kc: 5,
-                nc: 2 * nr,
-            })
-            .expect("valid blocking");
-        let edges = [
-            1,
-            2,
-            3,
-            mr - 1,
-            mr,
-            mr + 1,
-            nr - 1,
-            nr,
-            nr + 1,
-            2 * mr + 3,
-            2 * nr + 1,
-            7,
-            13,
-            31,
-        ];
+        let tiny = default.with_blocking(Blocking { mc: 2 * mr, kc: 5, nc: 2 * nr }).expect("valid blocking");
+        let edges = [1, 2, 3, mr - 1, mr, mr + 1, nr - 1, nr, nr + 1, 2 * mr + 3, 2 * nr + 1, 7, 13, 31];
         let mut rng = Rng::new(isa as u64 + 1);
         let mut run = |gemm: &Gemm, case: Case, dtypes: usize| {
             let result = match dtypes {
@@ -91,12 +67,7 @@ fn main() {
         }
         // The default blocking's own edges: KC - 1, KC, KC + 1 and MC + 1.
         let Blocking { mc, kc, .. } = default.blocking();
-        for (m, n, k) in [
-            (mr + 1, nr + 1, kc - 1),
-            (2 * mr, nr, kc),
-            (mr, 2 * nr + 1, kc + 1),
-            (mc + 1, nr + 3, 9),
-        ] {
+        for (m, n, k) in [(mr + 1, nr + 1, kc - 1), (2 * mr, nr, kc), (mr, 2 * nr + 1, kc + 1), (mc + 1, nr + 3, 9)] {
             for t in 0..4 {
                 let case = Case {
                     m,

@@ -56,11 +56,10 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
         scale(c, beta);
         return;
     }
-    let Plan {
-        kernel,
-        blocking: Blocking { mc, kc, nc },
-        threads,
-    } = *plan;
+    let Plan { kernel, blocking: Blocking { mc, kc, nc }, threads } = *plan;
+    // Even K blocks: k = 576 with KC = 256 runs as 3 x 192, not 256 + 256 + 64
+    // (a short block pays a full C read-modify-write for little work).
+    let kc = k.div_ceil(k.div_ceil(kc));
     let (mr, nr) = (kernel.mr, kernel.nr);
     let bt = b.t(); // B's column panels are Bᵀ's row panels
     let ldc = c.ld();
@@ -79,15 +78,9 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
                     pack_panel(&bt, (col, nr.min(n - col)), (pc, kcur), nr, dst);
                 };
                 if threads > 1 {
-                    bpack
-                        .par_chunks_mut(nr * kcur)
-                        .enumerate()
-                        .for_each(|(q, dst)| pack_b(q, dst));
+                    bpack.par_chunks_mut(nr * kcur).enumerate().for_each(|(q, dst)| pack_b(q, dst));
                 } else {
-                    bpack
-                        .chunks_mut(nr * kcur)
-                        .enumerate()
-                        .for_each(|(q, dst)| pack_b(q, dst));
+                    bpack.chunks_mut(nr * kcur).enumerate().for_each(|(q, dst)| pack_b(q, dst));
                 }
                 let bpack: &[f32] = bpack;
                 let beta = if pc == 0 { beta } else { 1.0 };
@@ -101,14 +94,7 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
                             let row = rows.start + r * mr;
                             pack_panel(a, (row, mr.min(rows.end - row)), (pc, kcur), mr, dst);
                         }
-                        let block = Block {
-                            kc: kcur,
-                            rows,
-                            cols: (jc, jc + ncur),
-                            alpha,
-                            beta,
-                            ldc,
-                        };
+                        let block = Block { kc: kcur, rows, cols: (jc, jc + ncur), alpha, beta, ldc };
                         macro_kernel(kernel, &block, apack, bpack, panels, cptr);
                     });
                 };
@@ -142,18 +128,8 @@ impl Split {
         let mut m_blocks = m.div_ceil(mc).next_multiple_of(threads).min(tiles);
         let rows_per_block = tiles.div_ceil(m_blocks) * mr;
         m_blocks = m.div_ceil(rows_per_block);
-        let n_splits = if m_blocks % threads == 0 {
-            1
-        } else {
-            threads.min(npanels)
-        };
-        Split {
-            m,
-            rows_per_block,
-            m_blocks,
-            npanels,
-            n_splits,
-        }
+        let n_splits = if m_blocks % threads == 0 { 1 } else { threads.min(npanels) };
+        Split { m, rows_per_block, m_blocks, npanels, n_splits }
     }
 
     fn tasks(&self) -> usize {
@@ -207,17 +183,7 @@ fn macro_kernel(
             let ctile = unsafe { c.0.add(row * blk.ldc + col) };
             if nrows == mr && ncols == nr {
                 // SAFETY: ap and bp hold kc*MR and kc*NR floats; the full tile is inside C.
-                unsafe {
-                    (kernel.run)(
-                        kc,
-                        ap.as_ptr(),
-                        bp.as_ptr(),
-                        ctile,
-                        blk.ldc,
-                        blk.alpha,
-                        blk.beta,
-                    )
-                };
+                unsafe { (kernel.run)(kc, ap.as_ptr(), bp.as_ptr(), ctile, blk.ldc, blk.alpha, blk.beta) };
             } else {
                 edge_tile(kernel, blk, ap, bp, ctile, (nrows, ncols));
             }
@@ -246,17 +212,7 @@ fn edge_tile(
         }
     }
     // SAFETY: scratch holds MR*NR <= MAX_TILE floats with row stride NR.
-    unsafe {
-        (kernel.run)(
-            blk.kc,
-            ap.as_ptr(),
-            bp.as_ptr(),
-            scratch.as_mut_ptr(),
-            nr,
-            blk.alpha,
-            blk.beta,
-        )
-    };
+    unsafe { (kernel.run)(blk.kc, ap.as_ptr(), bp.as_ptr(), scratch.as_mut_ptr(), nr, blk.alpha, blk.beta) };
     for i in 0..nrows {
         for j in 0..ncols {
             // SAFETY: as above.

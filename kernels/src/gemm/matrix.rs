@@ -28,21 +28,14 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
     if rows == 0 || cols == 0 {
         return Some(0);
     }
-    (rows - 1)
-        .checked_mul(rs)?
-        .checked_add((cols - 1).checked_mul(cs)?)?
-        .checked_add(1)
+    (rows - 1).checked_mul(rs)?.checked_add((cols - 1).checked_mul(cs)?)?.checked_add(1)
 }
 
 impl<'a, T: Element> MatRef<'a, T> {
     /// A row-major view: row `i` starts at `data[i * ld]`.
     pub fn new(data: &'a [T], rows: usize, cols: usize, ld: usize) -> Result<Self, KernelError> {
         if rows > 1 && ld < cols {
-            return Err(KernelError::LeadingDimTooSmall {
-                what: "operand",
-                cols,
-                ld,
-            });
+            return Err(KernelError::LeadingDimTooSmall { what: "operand", cols, ld });
         }
         Self::strided(data, rows, cols, ld, 1)
     }
@@ -56,33 +49,14 @@ impl<'a, T: Element> MatRef<'a, T> {
         col_stride: usize,
     ) -> Result<Self, KernelError> {
         match extent(rows, cols, row_stride, col_stride) {
-            Some(end) if end <= data.len() => Ok(MatRef {
-                data,
-                rows,
-                cols,
-                rs: row_stride,
-                cs: col_stride,
-            }),
-            _ => Err(KernelError::OutOfBounds {
-                what: "operand",
-                rows,
-                cols,
-                row_stride,
-                col_stride,
-                len: data.len(),
-            }),
+            Some(end) if end <= data.len() => Ok(MatRef { data, rows, cols, rs: row_stride, cs: col_stride }),
+            _ => Err(KernelError::OutOfBounds { what: "operand", rows, cols, row_stride, col_stride, len: data.len() }),
         }
     }
 
     /// The transpose: same data, rows and columns (and strides) swapped.
     pub fn t(self) -> Self {
-        MatRef {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-        }
+        MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
 
     pub fn rows(&self) -> usize {
@@ -128,34 +102,15 @@ pub struct MatMut<'a> {
 
 impl<'a> MatMut<'a> {
     /// A row-major view: row `i` starts at `data[i * ld]`.
-    pub fn new(
-        data: &'a mut [f32],
-        rows: usize,
-        cols: usize,
-        ld: usize,
-    ) -> Result<Self, KernelError> {
+    pub fn new(data: &'a mut [f32], rows: usize, cols: usize, ld: usize) -> Result<Self, KernelError> {
         if rows > 1 && ld < cols {
-            return Err(KernelError::LeadingDimTooSmall {
-                what: "C",
-                cols,
-                ld,
-            });
+            return Err(KernelError::LeadingDimTooSmall { what: "C", cols, ld });
         }
         match extent(rows, cols, ld, 1) {
-            Some(end) if end <= data.len() => Ok(MatMut {
-                data,
-                rows,
-                cols,
-                ld,
-            }),
-            _ => Err(KernelError::OutOfBounds {
-                what: "C",
-                rows,
-                cols,
-                row_stride: ld,
-                col_stride: 1,
-                len: data.len(),
-            }),
+            Some(end) if end <= data.len() => Ok(MatMut { data, rows, cols, ld }),
+            _ => {
+                Err(KernelError::OutOfBounds { what: "C", rows, cols, row_stride: ld, col_stride: 1, len: data.len() })
+            }
         }
     }
 
@@ -179,13 +134,7 @@ impl<'a> MatMut<'a> {
 
     /// A read-only view of the same matrix.
     pub fn as_ref(&self) -> MatRef<'_, f32> {
-        MatRef {
-            data: self.data,
-            rows: self.rows,
-            cols: self.cols,
-            rs: self.ld,
-            cs: 1,
-        }
+        MatRef { data: self.data, rows: self.rows, cols: self.cols, rs: self.ld, cs: 1 }
     }
 
     /// Raw pointer to element (0, 0), for the driver's tile writes.
@@ -202,24 +151,12 @@ mod tests {
     fn views_that_do_not_fit_are_refused() {
         let data = vec![0.0f32; 11];
         assert!(MatRef::new(&data, 3, 3, 4).is_ok()); // last element at 2*4 + 2 = 10
-        assert!(matches!(
-            MatRef::new(&data, 3, 4, 4),
-            Err(KernelError::OutOfBounds { .. })
-        ));
-        assert!(matches!(
-            MatRef::new(&data, 2, 4, 3),
-            Err(KernelError::LeadingDimTooSmall { .. })
-        ));
+        assert!(matches!(MatRef::new(&data, 3, 4, 4), Err(KernelError::OutOfBounds { .. })));
+        assert!(matches!(MatRef::new(&data, 2, 4, 3), Err(KernelError::LeadingDimTooSmall { .. })));
         assert!(MatRef::new(&data[..0], 0, 5, 5).is_ok());
-        assert!(matches!(
-            MatRef::strided(&data, usize::MAX, 2, usize::MAX, 1),
-            Err(KernelError::OutOfBounds { .. })
-        ));
+        assert!(matches!(MatRef::strided(&data, usize::MAX, 2, usize::MAX, 1), Err(KernelError::OutOfBounds { .. })));
         let mut c = vec![0.0f32; 5];
-        assert!(matches!(
-            MatMut::new(&mut c, 2, 3, 3),
-            Err(KernelError::OutOfBounds { .. })
-        ));
+        assert!(matches!(MatMut::new(&mut c, 2, 3, 3), Err(KernelError::OutOfBounds { .. })));
     }
 
     #[test]

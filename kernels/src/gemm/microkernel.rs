@@ -40,15 +40,8 @@
 use crate::isa::Simd;
 
 /// Signature of a microkernel: `(k, a, b, c, ldc, alpha, beta)`, see the module contract.
-pub(crate) type KernelFn = unsafe fn(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-);
+pub(crate) type KernelFn =
+    unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32);
 
 /// The body every ISA's microkernel instantiates: an `MR × (NV * LANES)` tile
 /// held in `MR * NV` registers.
@@ -74,6 +67,13 @@ pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>
     // SAFETY: every pointer offset below stays inside the ranges the contract
     // guarantees: a[..k*MR], b[..k*NR], c[i*ldc + j] for i < MR, j < NR.
     unsafe {
+        // Ask for the C tile now: its rows are `ldc` apart, a pattern the
+        // hardware prefetcher does not follow, and without this the final
+        // read-modify-write stalls on MR cache misses.
+        for i in 0..MR {
+            S::prefetch(c.add(i * ldc));
+            S::prefetch(c.add(i * ldc + nr - 1));
+        }
         let mut acc = [[S::zero(); NV]; MR];
         let (mut a, mut b) = (a, b);
         for _ in 0..k {
@@ -97,11 +97,7 @@ pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>
                 let cp = c.add(i * ldc + v * S::LANES);
                 let ab = S::mul(alpha, acc[i][v]);
                 // beta == 0: C is write-only (it may hold NaN).
-                let out = if beta == 0.0 {
-                    ab
-                } else {
-                    S::fma(S::splat(beta), S::load(cp), ab)
-                };
+                let out = if beta == 0.0 { ab } else { S::fma(S::splat(beta), S::load(cp), ab) };
                 S::store(cp, out);
             }
         }

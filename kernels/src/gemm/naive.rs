@@ -26,14 +26,8 @@ pub fn sgemm<A: Element, B: Element>(
     for i in 0..m {
         let row = c.row_mut(i);
         for (j, cij) in row.iter_mut().enumerate() {
-            let dot: f64 = (0..k)
-                .map(|p| a.get(i, p) as f64 * b.get(p, j) as f64)
-                .sum();
-            let old = if beta == 0.0 {
-                0.0
-            } else {
-                beta as f64 * *cij as f64
-            };
+            let dot: f64 = (0..k).map(|p| a.get(i, p) as f64 * b.get(p, j) as f64).sum();
+            let old = if beta == 0.0 { 0.0 } else { beta as f64 * *cij as f64 };
             *cij = (alpha as f64 * dot + old) as f32;
         }
     }

@@ -52,10 +52,21 @@ pub(crate) fn pack_panel<T: Element>(
     } else if cs == 1 {
         // Each source row is contiguous over k: read rows, write with stride
         // `width`. (A as stored for A·B, and B as stored for A·Bᵀ.)
-        for i in 0..height {
-            let start = (r0 + i) * rs + c0;
-            let row = &data[start..start + kc];
-            for (p, &x) in row.iter().enumerate() {
+        // Eight rows at a time, so each packed row `p` gets 8 contiguous
+        // writes instead of 8 scattered ones; the rest one row at a time.
+        let row = |i: usize| &data[(r0 + i) * rs + c0..(r0 + i) * rs + c0 + kc];
+        let mut i = 0;
+        while i + 8 <= height {
+            let rows: [&[T]; 8] = std::array::from_fn(|r| row(i + r));
+            for (p, out) in dst.chunks_exact_mut(width).enumerate() {
+                for (o, src) in out[i..i + 8].iter_mut().zip(&rows) {
+                    *o = src[p].to_f32();
+                }
+            }
+            i += 8;
+        }
+        for i in i..height {
+            for (p, &x) in row(i).iter().enumerate() {
                 dst[p * width + i] = x.to_f32();
             }
         }
@@ -85,9 +96,7 @@ mod tests {
         let rows = 5;
         let cols = 7;
         let row_major: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
-        let col_major: Vec<f32> = (0..rows * cols)
-            .map(|x| ((x % rows) * cols + x / rows) as f32)
-            .collect();
+        let col_major: Vec<f32> = (0..rows * cols).map(|x| ((x % rows) * cols + x / rows) as f32).collect();
         let views = [
             MatRef::new(&row_major, rows, cols, cols).unwrap(),
             MatRef::new(&col_major, cols, rows, rows).unwrap().t(),
@@ -98,11 +107,7 @@ mod tests {
             pack_panel(view, (1, 3), (2, 5), 4, &mut dst);
             for p in 0..5 {
                 for i in 0..4 {
-                    let want = if i < 3 {
-                        ((1 + i) * cols + 2 + p) as f32
-                    } else {
-                        0.0
-                    };
+                    let want = if i < 3 { ((1 + i) * cols + 2 + p) as f32 } else { 0.0 };
                     assert_eq!(dst[p * 4 + i], want, "p={p} i={i}");
                 }
             }

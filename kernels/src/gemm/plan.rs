@@ -49,18 +49,19 @@ impl Microkernel {
         if !isa.is_supported() {
             return Err(KernelError::UnsupportedKernel { isa: isa.name() });
         }
-        // L2 of 1-2 MiB per core on the AVX-512 parts, 256 KiB-1 MiB on AVX2
-        // parts: A blocks of MC*KC*4 bytes = 336 KiB and 192 KiB leave room
-        // for C and the B micro-panel stream.
+        // KC: as deep as the L2 budget allows, because every K block costs a
+        // read-modify-write pass over C. AVX-512 parts have 1-2 MiB of L2 per
+        // core: an A block of MC*KC*4 = 336*576*4 bytes = 774 KiB leaves room
+        // for the B micro-panels streaming through; 576 also makes SmolLM2's
+        // hidden size a single pass. AVX2 parts have 256 KiB-1.25 MiB:
+        // 192*256*4 = 192 KiB. Measured with `gemm-compare --blocking`; the
+        // B micro-panel (KC*NR*4 bytes) then streams from L2, which measured
+        // as fast as keeping it in L1 with a shallower KC.
         static SCALAR: Microkernel = Microkernel {
             isa: Isa::Scalar,
             mr: isa::scalar::MR,
             nr: isa::scalar::NR,
-            blocking: Blocking {
-                mc: 64,
-                kc: 256,
-                nc: 1024,
-            },
+            blocking: Blocking { mc: 64, kc: 256, nc: 1024 },
             run: isa::scalar::GEMM,
         };
         #[cfg(target_arch = "x86_64")]
@@ -68,11 +69,7 @@ impl Microkernel {
             isa: Isa::Avx2,
             mr: isa::avx2::MR,
             nr: isa::avx2::NR,
-            blocking: Blocking {
-                mc: 192,
-                kc: 256,
-                nc: 4096,
-            },
+            blocking: Blocking { mc: 192, kc: 256, nc: 4096 },
             run: isa::avx2::GEMM,
         };
         #[cfg(target_arch = "x86_64")]
@@ -80,11 +77,7 @@ impl Microkernel {
             isa: Isa::Avx512,
             mr: isa::avx512::MR,
             nr: isa::avx512::NR,
-            blocking: Blocking {
-                mc: 336,
-                kc: 256,
-                nc: 4096,
-            },
+            blocking: Blocking { mc: 336, kc: 576, nc: 4096 },
             run: isa::avx512::GEMM,
         };
         #[cfg(target_arch = "aarch64")]
@@ -92,11 +85,7 @@ impl Microkernel {
             isa: Isa::Neon,
             mr: isa::neon::MR,
             nr: isa::neon::NR,
-            blocking: Blocking {
-                mc: 128,
-                kc: 256,
-                nc: 3072,
-            },
+            blocking: Blocking { mc: 128, kc: 256, nc: 3072 },
             run: isa::neon::GEMM,
         };
         Ok(match isa {
@@ -110,6 +99,40 @@ impl Microkernel {
             #[allow(unreachable_patterns)]
             _ => unreachable!("is_supported() is false for ISAs of other architectures"),
         })
+    }
+
+    /// Runs the microkernel once on one full tile: `c` (`MR` rows of stride
+    /// `ldc`) `<- alpha * a·b + beta * c`, with `a` and `b` already packed
+    /// (see [`super::microkernel`] for the layout). A safe door to the raw
+    /// kernel, for benches that time it alone and for readers who step into it.
+    #[allow(clippy::too_many_arguments)] // the BLAS microkernel signature, spelled out
+    pub fn run_tile(
+        &self,
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<(), KernelError> {
+        let (mr, nr) = (self.mr, self.nr);
+        let c_len = (mr - 1) * ldc + nr;
+        if a.len() < k * mr || b.len() < k * nr || ldc < nr || c.len() < c_len {
+            return Err(KernelError::BadBlocking {
+                reason: format!(
+                    "run_tile({mr}x{nr}, k={k}): needs a >= {}, b >= {}, ldc >= {nr}, c >= {c_len}; got {}, {}, {ldc}, {}",
+                    k * mr,
+                    k * nr,
+                    a.len(),
+                    b.len(),
+                    c.len()
+                ),
+            });
+        }
+        // SAFETY: lengths checked above; the kernel's ISA was checked when `self` was made.
+        unsafe { (self.run)(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, alpha, beta) };
+        Ok(())
     }
 
     /// The kernel hone uses: `HONE_KERNEL` if set, else the best this CPU
@@ -160,11 +183,7 @@ impl Gemm {
     }
 
     fn with_kernel(kernel: &'static Microkernel) -> Gemm {
-        Gemm {
-            kernel,
-            blocking: kernel.blocking,
-            parallel: true,
-        }
+        Gemm { kernel, blocking: kernel.blocking, parallel: true }
     }
 
     /// Run everything on the calling thread; never touch rayon's pool.
@@ -218,16 +237,8 @@ impl Gemm {
             });
         }
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
-        let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS {
-            rayon::current_num_threads()
-        } else {
-            1
-        };
-        let plan = driver::Plan {
-            kernel: self.kernel,
-            blocking: self.blocking,
-            threads,
-        };
+        let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
+        let plan = driver::Plan { kernel: self.kernel, blocking: self.blocking, threads };
         driver::gemm(&plan, alpha, &a, &b, beta, &mut c);
         Ok(())
     }

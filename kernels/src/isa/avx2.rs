@@ -44,6 +44,10 @@ impl Simd for Avx2 {
         unsafe { _mm256_mul_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
     unsafe fn sum(v: __m256) -> f32 {
         unsafe {
             let mut lanes = [0.0f32; 8];
@@ -62,15 +66,7 @@ pub(crate) const NR: usize = 16;
 pub(crate) const GEMM: KernelFn = gemm_6x16;
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_6x16(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-) {
+unsafe fn gemm_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; the features are enabled on this function.
     unsafe { microkernel_body::<Avx2, MR, { NR / 8 }>(k, a, b, c, ldc, alpha, beta) }
 }

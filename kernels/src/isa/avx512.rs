@@ -45,6 +45,10 @@ impl Simd for Avx512 {
         unsafe { _mm512_mul_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+    }
+    #[inline(always)]
     unsafe fn sum(v: __m512) -> f32 {
         unsafe { _mm512_reduce_add_ps(v) }
     }
@@ -59,15 +63,7 @@ pub(crate) const NR: usize = 32;
 pub(crate) const GEMM: KernelFn = gemm_14x32;
 
 #[target_feature(enable = "avx512f")]
-unsafe fn gemm_14x32(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-) {
+unsafe fn gemm_14x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; the feature is enabled on this function.
     unsafe { microkernel_body::<Avx512, MR, { NR / 16 }>(k, a, b, c, ldc, alpha, beta) }
 }

@@ -47,6 +47,9 @@ pub(crate) trait Simd {
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
     /// Sum of all lanes.
     unsafe fn sum(v: Self::V) -> f32;
+    /// Hint that the cache line holding `p` will soon be used; may do nothing.
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const f32) {}
 }
 
 /// An instruction set hone has kernels for.
@@ -81,9 +84,7 @@ impl Isa {
         Isa::ALL
             .into_iter()
             .find(|isa| isa.name() == name.trim().to_ascii_lowercase())
-            .ok_or_else(|| KernelError::UnknownKernel {
-                requested: name.to_string(),
-            })
+            .ok_or_else(|| KernelError::UnknownKernel { requested: name.to_string() })
     }
 
     /// Whether this CPU can run the ISA (checked at run time).
@@ -91,10 +92,7 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "aarch64")]

@@ -62,15 +62,7 @@ pub(crate) const NR: usize = 12;
 pub(crate) const GEMM: KernelFn = gemm_8x12;
 
 #[target_feature(enable = "neon")]
-unsafe fn gemm_8x12(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-) {
+unsafe fn gemm_8x12(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; the feature is enabled on this function.
     unsafe { microkernel_body::<Neon, MR, { NR / 4 }>(k, a, b, c, ldc, alpha, beta) }
 }

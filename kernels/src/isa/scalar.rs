@@ -57,15 +57,7 @@ pub(crate) const NR: usize = 4;
 /// The 4×4 scalar SGEMM microkernel (contract: [`KernelFn`]).
 pub(crate) const GEMM: KernelFn = gemm_4x4;
 
-unsafe fn gemm_4x4(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-) {
+unsafe fn gemm_4x4(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; scalar code needs no CPU feature.
     unsafe { microkernel_body::<Scalar, MR, NR>(k, a, b, c, ldc, alpha, beta) }
 }

@@ -78,21 +78,11 @@ impl<T: TestElem> Operand<T> {
         let (sr, sc) = if trans { (cols, rows) } else { (rows, cols) };
         let ld = sc + pad;
         let data = (0..sr * ld).map(|_| T::from_f32(rng.uniform())).collect();
-        Operand {
-            data,
-            rows,
-            cols,
-            ld,
-            trans,
-        }
+        Operand { data, rows, cols, ld, trans }
     }
 
     pub fn view(&self) -> MatRef<'_, T> {
-        let (sr, sc) = if self.trans {
-            (self.cols, self.rows)
-        } else {
-            (self.rows, self.cols)
-        };
+        let (sr, sc) = if self.trans { (self.cols, self.rows) } else { (self.rows, self.cols) };
         let v = MatRef::new(&self.data, sr, sc, self.ld).expect("test operand fits");
         if self.trans {
             v.t()
@@ -106,17 +96,7 @@ impl<T: TestElem> Operand<T> {
 /// reference within [`error_bound`], that the padding between rows of C is
 /// untouched, and that with `beta == 0` a C full of NaN does not leak.
 pub fn check<TA: TestElem, TB: TestElem>(gemm: &Gemm, case: &Case) -> Result<(), String> {
-    let Case {
-        m,
-        n,
-        k,
-        trans_a,
-        trans_b,
-        pad,
-        alpha,
-        beta,
-        seed,
-    } = *case;
+    let Case { m, n, k, trans_a, trans_b, pad, alpha, beta, seed } = *case;
     let mut rng = Rng::new(seed);
     let a = Operand::<TA>::random(&mut rng, m, k, trans_a, pad);
     let b = Operand::<TB>::random(&mut rng, k, n, trans_b, pad);
@@ -139,22 +119,8 @@ pub fn check<TA: TestElem, TB: TestElem>(gemm: &Gemm, case: &Case) -> Result<(),
     let mut got = c0.clone();
     let mut want = c0.clone();
     let err = |e: kernels::KernelError| e.to_string();
-    gemm.run(
-        alpha,
-        a.view(),
-        b.view(),
-        beta,
-        MatMut::new(&mut got, m, n, ldc).map_err(err)?,
-    )
-    .map_err(err)?;
-    naive::sgemm(
-        alpha,
-        a.view(),
-        b.view(),
-        beta,
-        MatMut::new(&mut want, m, n, ldc).map_err(err)?,
-    )
-    .map_err(err)?;
+    gemm.run(alpha, a.view(), b.view(), beta, MatMut::new(&mut got, m, n, ldc).map_err(err)?).map_err(err)?;
+    naive::sgemm(alpha, a.view(), b.view(), beta, MatMut::new(&mut want, m, n, ldc).map_err(err)?).map_err(err)?;
 
     let (av, bv) = (a.view(), b.view());
     let kc = gemm.blocking().kc;
@@ -168,14 +134,8 @@ pub fn check<TA: TestElem, TB: TestElem>(gemm: &Gemm, case: &Case) -> Result<(),
                 }
                 continue;
             }
-            let dot_abs: f64 = (0..k)
-                .map(|p| (av.get(i, p) as f64 * bv.get(p, j) as f64).abs())
-                .sum();
-            let c_abs = if beta == 0.0 {
-                0.0
-            } else {
-                (beta as f64 * c0[i * ldc + j] as f64).abs()
-            };
+            let dot_abs: f64 = (0..k).map(|p| (av.get(i, p) as f64 * bv.get(p, j) as f64).abs()).sum();
+            let c_abs = if beta == 0.0 { 0.0 } else { (beta as f64 * c0[i * ldc + j] as f64).abs() };
             let magnitude = alpha.abs() as f64 * dot_abs + c_abs;
             // The kernel's own bound plus the reference's single rounding to f32.
             let tol = error_bound(k, kc, magnitude) + u * (w as f64).abs();
