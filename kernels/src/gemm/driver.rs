@@ -128,7 +128,7 @@ impl Split {
         let mut m_blocks = m.div_ceil(mc).next_multiple_of(threads).min(tiles);
         let rows_per_block = tiles.div_ceil(m_blocks) * mr;
         m_blocks = m.div_ceil(rows_per_block);
-        let n_splits = if m_blocks % threads == 0 { 1 } else { threads.min(npanels) };
+        let n_splits = if m_blocks.is_multiple_of(threads) { 1 } else { threads.min(npanels) };
         Split { m, rows_per_block, m_blocks, npanels, n_splits }
     }
 

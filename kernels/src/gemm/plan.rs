@@ -197,7 +197,7 @@ impl Gemm {
     pub fn with_blocking(mut self, blocking: Blocking) -> Result<Gemm, KernelError> {
         let Blocking { mc, kc, nc } = blocking;
         let (mr, nr) = (self.kernel.mr, self.kernel.nr);
-        if mc == 0 || kc == 0 || nc == 0 || mc % mr != 0 || nc % nr != 0 {
+        if mc == 0 || kc == 0 || nc == 0 || !mc.is_multiple_of(mr) || !nc.is_multiple_of(nr) {
             return Err(KernelError::BadBlocking {
                 reason: format!(
                     "mc={mc}, kc={kc}, nc={nc}: all must be positive, mc a multiple of MR={mr}, nc of NR={nr}"
