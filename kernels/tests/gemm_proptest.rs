@@ -145,8 +145,17 @@ fn block_edges_of_the_default_blocking() {
         let shapes = [(mr + 1, nr - 1, kc - 1), (mr, nr + 1, kc), (2 * mr - 1, nr, kc + 1), (mc + 1, nr + 1, 5)];
         for (i, (m, n, k)) in shapes.into_iter().enumerate() {
             for t in 0..4 {
-                let case =
-                    Case { m, n, k, trans_a: t & 1 == 1, trans_b: t & 2 == 2, pad: 2, alpha: 1.5, beta: 0.5, seed: i as u64 };
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    trans_a: t & 1 == 1,
+                    trans_b: t & 2 == 2,
+                    pad: 2,
+                    alpha: 1.5,
+                    beta: 0.5,
+                    seed: i as u64,
+                };
                 check::<f32, f32>(&gemm.single_threaded(), &case).unwrap();
             }
         }
@@ -159,7 +168,8 @@ fn wide_product_crosses_nc() {
     for isa in Isa::available() {
         let gemm = Gemm::with_isa(isa).unwrap();
         let nc = gemm.blocking().nc;
-        let case = Case { m: 3, n: nc + 1, k: 9, trans_a: false, trans_b: true, pad: 0, alpha: 1.0, beta: 0.0, seed: 7 };
+        let case =
+            Case { m: 3, n: nc + 1, k: 9, trans_a: false, trans_b: true, pad: 0, alpha: 1.0, beta: 0.0, seed: 7 };
         check::<f32, bf16>(&gemm, &case).unwrap();
     }
 }
@@ -170,8 +180,14 @@ fn beta_zero_ignores_nan_and_k_zero_scales_c() {
     let a = [1.0f32; 6];
     let b = [2.0f32; 6];
     let mut c = [f32::NAN; 4];
-    gemm.run(1.0, MatRef::new(&a, 2, 3, 3).unwrap(), MatRef::new(&b, 3, 2, 2).unwrap(), 0.0, MatMut::new(&mut c, 2, 2, 2).unwrap())
-        .unwrap();
+    gemm.run(
+        1.0,
+        MatRef::new(&a, 2, 3, 3).unwrap(),
+        MatRef::new(&b, 3, 2, 2).unwrap(),
+        0.0,
+        MatMut::new(&mut c, 2, 2, 2).unwrap(),
+    )
+    .unwrap();
     assert_eq!(c, [6.0; 4]);
     // k = 0: C <- beta * C, and with beta = 0 the NaN is overwritten, not kept.
     let mut c = [f32::NAN, 1.0];
@@ -190,7 +206,13 @@ fn mismatched_shapes_are_an_error_not_a_panic() {
     let x = [0.0f32; 12];
     let mut c = [0.0f32; 12];
     let err = gemm
-        .run(1.0, MatRef::new(&x, 3, 4, 4).unwrap(), MatRef::new(&x, 3, 4, 4).unwrap(), 0.0, MatMut::new(&mut c, 3, 4, 4).unwrap())
+        .run(
+            1.0,
+            MatRef::new(&x, 3, 4, 4).unwrap(),
+            MatRef::new(&x, 3, 4, 4).unwrap(),
+            0.0,
+            MatMut::new(&mut c, 3, 4, 4).unwrap(),
+        )
         .unwrap_err();
     assert_eq!(err, KernelError::ShapeMismatch { a: (3, 4), b: (3, 4), c: (3, 4) });
     assert!(err.to_string().contains("op(A) is 3x4, op(B) is 3x4"));
