@@ -34,7 +34,7 @@
 //! For each `p`: load the `NV` registers of B's row `p`, then for each of the
 //! `MR` rows broadcast `A[i][p]` and do `NV` FMAs into the accumulators
 //! `acc[i][0..NV]`. That is `MR * NV` FMAs per `NV` loads and `MR`
-//! broadcasts: with 14×2 on AVX-512, 28 FMAs for 16 memory operands, so the
+//! broadcasts: with 8×3 on AVX-512, 24 FMAs for 11 memory operands, so the
 //! two FMA ports stay busy and the loads fit in the load ports.
 
 use crate::isa::Simd;

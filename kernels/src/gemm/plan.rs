@@ -40,8 +40,9 @@ pub struct Microkernel {
     pub(crate) run: KernelFn,
 }
 
-/// The largest `MR * NR` of any kernel: the size of the driver's scratch edge tile.
-pub(crate) const MAX_TILE: usize = 14 * 32;
+/// The largest `MR * NR` of any kernel (AVX-512's 8×48): the size of the
+/// driver's scratch edge tile. Each ISA module asserts its tile fits.
+pub(crate) const MAX_TILE: usize = 8 * 48;
 
 impl Microkernel {
     /// The kernel for `isa`, or an error if this CPU cannot run it.
@@ -77,7 +78,7 @@ impl Microkernel {
             isa: Isa::Avx512,
             mr: isa::avx512::MR,
             nr: isa::avx512::NR,
-            blocking: Blocking { mc: 336, kc: 576, nc: 4096 },
+            blocking: Blocking { mc: 336, kc: 576, nc: 4608 },
             run: isa::avx512::GEMM,
         };
         #[cfg(target_arch = "aarch64")]
