@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{check, Case, Rng};
+use common::{block_edge_cases, check, Case, Rng};
 use half::{bf16, f16};
 use kernels::gemm::{Blocking, Gemm, MatMut, MatRef, Microkernel};
 use kernels::{Isa, KernelError};
@@ -137,27 +137,10 @@ fn run_bits(plan: &Gemm, case: &Case) -> Vec<u32> {
 
 #[test]
 fn block_edges_of_the_default_blocking() {
-    // One below, at and one above KC and MC, with every transpose form.
     for isa in Isa::available() {
-        let gemm = Gemm::with_isa(isa).unwrap();
-        let Blocking { mc, kc, .. } = gemm.blocking();
-        let (mr, nr) = (gemm.kernel().mr, gemm.kernel().nr);
-        let shapes = [(mr + 1, nr - 1, kc - 1), (mr, nr + 1, kc), (2 * mr - 1, nr, kc + 1), (mc + 1, nr + 1, 5)];
-        for (i, (m, n, k)) in shapes.into_iter().enumerate() {
-            for t in 0..4 {
-                let case = Case {
-                    m,
-                    n,
-                    k,
-                    trans_a: t & 1 == 1,
-                    trans_b: t & 2 == 2,
-                    pad: 2,
-                    alpha: 1.5,
-                    beta: 0.5,
-                    seed: i as u64,
-                };
-                check::<f32, f32>(&gemm.single_threaded(), &case).unwrap();
-            }
+        let gemm = Gemm::with_isa(isa).unwrap().single_threaded();
+        for case in block_edge_cases(&gemm) {
+            check::<f32, f32>(&gemm, &case).unwrap();
         }
     }
 }

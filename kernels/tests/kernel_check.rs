@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{check, Case, Rng};
+use common::{block_edge_cases, check, Case, Rng};
 use half::{bf16, f16};
 use kernels::gemm::{Blocking, Gemm};
 use kernels::Isa;
@@ -65,23 +65,9 @@ fn main() {
             };
             run(if i % 2 == 0 { &tiny } else { &default }, case, i % 4);
         }
-        // The default blocking's own edges: KC - 1, KC, KC + 1 and MC + 1.
-        let Blocking { mc, kc, .. } = default.blocking();
-        for (m, n, k) in [(mr + 1, nr + 1, kc - 1), (2 * mr, nr, kc), (mr, 2 * nr + 1, kc + 1), (mc + 1, nr + 3, 9)] {
-            for t in 0..4 {
-                let case = Case {
-                    m,
-                    n,
-                    k,
-                    trans_a: t & 1 == 1,
-                    trans_b: t & 2 == 2,
-                    pad: 1,
-                    alpha: 1.0,
-                    beta: 0.5,
-                    seed: rng.next_u64(),
-                };
-                run(&default, case, t);
-            }
+        // The default blocking's own edges.
+        for (i, case) in block_edge_cases(&default).into_iter().enumerate() {
+            run(&default, case, i % 4);
         }
     }
     println!("{passed} passed, {failed} failed");

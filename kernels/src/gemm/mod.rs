@@ -44,3 +44,24 @@ pub fn sgemm<A: Element, B: Element>(
 ) -> Result<(), KernelError> {
     Gemm::new()?.run(alpha, a, b, beta, c)
 }
+
+/// `(m, k, n)` if `a` (m × k), `b` (k × n) and `c` (m × n) chain, else the error naming all three.
+pub(crate) fn check_shapes<A, B>(
+    a: &MatRef<'_, A>,
+    b: &MatRef<'_, B>,
+    c: &MatMut<'_>,
+) -> Result<(usize, usize, usize), KernelError>
+where
+    A: Element,
+    B: Element,
+{
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if b.rows() != k || c.rows() != m || c.cols() != n {
+        return Err(KernelError::ShapeMismatch {
+            a: (a.rows(), a.cols()),
+            b: (b.rows(), b.cols()),
+            c: (c.rows(), c.cols()),
+        });
+    }
+    Ok((m, k, n))
+}

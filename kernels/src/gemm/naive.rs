@@ -3,7 +3,7 @@
 //! Slow and obviously right. Every fast path is tested against it, and the
 //! benches report it so readers can see what packing and registers buy.
 
-use super::{MatMut, MatRef};
+use super::{check_shapes, MatMut, MatRef};
 use crate::{Element, KernelError};
 
 /// `C <- alpha * A * B + beta * C`, each dot product summed in f64 and
@@ -15,14 +15,7 @@ pub fn sgemm<A: Element, B: Element>(
     beta: f32,
     mut c: MatMut<'_>,
 ) -> Result<(), KernelError> {
-    let (m, k, n) = (a.rows(), a.cols(), b.cols());
-    if b.rows() != k || c.rows() != m || c.cols() != n {
-        return Err(KernelError::ShapeMismatch {
-            a: (a.rows(), a.cols()),
-            b: (b.rows(), b.cols()),
-            c: (c.rows(), c.cols()),
-        });
-    }
+    let (m, k, _) = check_shapes(&a, &b, &c)?;
     for i in 0..m {
         let row = c.row_mut(i);
         for (j, cij) in row.iter_mut().enumerate() {

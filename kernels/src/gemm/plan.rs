@@ -229,14 +229,7 @@ impl Gemm {
         beta: f32,
         mut c: MatMut<'_>,
     ) -> Result<(), KernelError> {
-        let (m, k, n) = (a.rows(), a.cols(), b.cols());
-        if b.rows() != k || c.rows() != m || c.cols() != n {
-            return Err(KernelError::ShapeMismatch {
-                a: (a.rows(), a.cols()),
-                b: (b.rows(), b.cols()),
-                c: (c.rows(), c.cols()),
-            });
-        }
+        let (m, k, n) = super::check_shapes(&a, &b, &c)?;
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
         let plan = driver::Plan { kernel: self.kernel, blocking: self.blocking, threads };

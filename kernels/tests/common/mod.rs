@@ -4,7 +4,7 @@
 
 use half::{bf16, f16};
 use kernels::gemm::naive::{self, error_bound};
-use kernels::gemm::{Gemm, MatMut, MatRef};
+use kernels::gemm::{Blocking, Gemm, MatMut, MatRef};
 use kernels::Element;
 
 /// Element types the tests can make from f32 values.
@@ -149,4 +149,20 @@ pub fn check<TA: TestElem, TB: TestElem>(gemm: &Gemm, case: &Case) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The edges of `gemm`'s own blocking: K one below, at and one above KC, M
+/// one above MC, M and N just off the register tile; every transpose form.
+pub fn block_edge_cases(gemm: &Gemm) -> Vec<Case> {
+    let Blocking { mc, kc, .. } = gemm.blocking();
+    let (mr, nr) = (gemm.kernel().mr, gemm.kernel().nr);
+    let shapes = [(mr + 1, nr - 1, kc - 1), (mr, nr + 1, kc), (2 * mr - 1, nr, kc + 1), (mc + 1, nr + 1, 5)];
+    let mut cases = Vec::new();
+    for (i, (m, n, k)) in shapes.into_iter().enumerate() {
+        for t in 0..4 {
+            let (trans_a, trans_b) = (t & 1 == 1, t & 2 == 2);
+            cases.push(Case { m, n, k, trans_a, trans_b, pad: 2, alpha: 1.5, beta: 0.5, seed: (4 * i + t) as u64 });
+        }
+    }
+    cases
 }
