@@ -1,10 +1,27 @@
 //! # tensor: the `Tensor` type and safetensors I/O
 //!
-//! Will own (issue 3): `Tensor` (shape, strides, dtype f32/bf16/f16, storage
-//! owned or a view into a read-only memory map, shared through `Arc`), views
-//! without copies (reshape, transpose, narrow), forward math that calls into
-//! `kernels`, and safetensors reading (single file and sharded index, zero
-//! copy through memmap2) and atomic writing.
+//! Owns:
+//! - [`Tensor`]: shape, strides and dtype (f32, bf16, f16) over [`Storage`]
+//!   that is either owned or a window of a read-only memory map, shared
+//!   through `Arc`; views without copies (reshape, transpose, permute,
+//!   narrow) and `contiguous()`, which copies only when needed.
+//! - [`safetensors`]: reading `.safetensors` files and sharded
+//!   `model.safetensors.index.json` models through memmap2 (tensors come back
+//!   as zero-copy views, read only when used), with errors that name the file
+//!   and the tensor; atomic writing (temporary file, fsync, rename).
+//!
+//! Still to come (issue 3): forward math on tensors through `kernels`.
 //!
 //! Must not: record gradients (that is `autograd`), know model architectures,
 //! or contain SIMD intrinsics (those live in `kernels`).
+
+mod dtype;
+mod error;
+pub mod safetensors;
+mod storage;
+mod tensor;
+
+pub use dtype::DType;
+pub use error::TensorError;
+pub use storage::Storage;
+pub use tensor::{contiguous_strides, numel, Tensor};
