@@ -10,18 +10,23 @@
 //!   as zero-copy views, read only when used), with errors that name the file
 //!   and the tensor; atomic writing (temporary file, fsync, rename).
 //!
-//! Still to come (issue 3): forward math on tensors through `kernels`.
+//! - [`matmul`]: 2-D and batched products through `kernels`' SGEMM, reading
+//!   transposed views and bf16/f16 weights in place.
+//!
+//! Still to come (issue 3): the other forward ops through `kernels`.
 //!
 //! Must not: record gradients (that is `autograd`), know model architectures,
 //! or contain SIMD intrinsics (those live in `kernels`).
 
 mod dtype;
 mod error;
+mod matmul;
 pub mod safetensors;
 mod storage;
 mod tensor;
 
 pub use dtype::DType;
 pub use error::TensorError;
+pub use matmul::matmul;
 pub use storage::Storage;
 pub use tensor::{contiguous_strides, numel, Tensor};

@@ -1,0 +1,151 @@
+//! Matrix products on tensors, through `kernels`' SGEMM.
+//!
+//! ```text
+//! (m, k)    · (k, n)    -> (m, n)
+//! (B, m, k) · (B, k, n) -> (B, m, n)
+//! (B, m, k) · (k, n)    -> (B, m, n)     b shared by every batch (a Linear weight)
+//! ```
+//! Operands may be f32, bf16 or f16, and transposed or narrowed views: any
+//! matrix whose rows or columns are unit-stride goes to the GEMM as it is
+//! (a memory-mapped bf16 weight is widened while packing, never copied).
+//! Other layouts are made contiguous first. The result is a new f32 tensor.
+
+use crate::{DType, Tensor, TensorError};
+#[cfg(test)]
+use half::bf16;
+use kernels::gemm::{Gemm, MatMut, MatRef};
+
+/// `a · b` (see the module doc for the shapes).
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
+    let bad = |detail: String| TensorError::shape("matmul", detail);
+    let (batch, m, k) = match a.shape() {
+        &[m, k] => (None, m, k),
+        &[bt, m, k] => (Some(bt), m, k),
+        s => return Err(bad(format!("a must be 2-D or 3-D, got {s:?}"))),
+    };
+    let (b_batched, k2, n) = match b.shape() {
+        &[k2, n] => (false, k2, n),
+        &[bt, k2, n] if Some(bt) == batch => (true, k2, n),
+        s => return Err(bad(format!("b of shape {s:?} does not fit a of shape {:?}", a.shape()))),
+    };
+    if k2 != k {
+        return Err(bad(format!("inner dimensions differ: {:?} · {:?}", a.shape(), b.shape())));
+    }
+    let a = gemm_ready(a);
+    let b = gemm_ready(b);
+    let count = batch.unwrap_or(1);
+    let mut out = vec![0.0f32; count * m * n];
+    let gemm = Gemm::new().map_err(|e| bad(e.to_string()))?;
+    for (i, c) in out.chunks_mut((m * n).max(1)).enumerate().take(count) {
+        let a_i = if batch.is_some() { a.narrow(0, i, 1)?.reshape(&[m, k])? } else { a.clone() };
+        let b_i = if b_batched { b.narrow(0, i, 1)?.reshape(&[k, n])? } else { b.clone() };
+        let c = MatMut::new(c, m, n, n).map_err(|e| bad(e.to_string()))?;
+        run(&gemm, &a_i, &b_i, c).map_err(|e| bad(e.to_string()))?;
+    }
+    let shape: Vec<usize> = batch.map(|bt| vec![bt, m, n]).unwrap_or_else(|| vec![m, n]);
+    Tensor::from_vec(out, &shape)
+}
+
+/// `t` itself if each of its matrices has a unit-stride row or column
+/// (a view the GEMM reads directly), else a contiguous copy.
+fn gemm_ready(t: &Tensor) -> Tensor {
+    let r = t.rank();
+    let (rs, cs) = (t.strides()[r - 2], t.strides()[r - 1]);
+    let (rows, cols) = (t.shape()[r - 2], t.shape()[r - 1]);
+    if cs == 1 || rs == 1 || rows <= 1 || cols <= 1 {
+        t.clone()
+    } else {
+        t.contiguous()
+    }
+}
+
+/// A 2-D tensor as a GEMM operand of its own element type.
+fn mat<'a, T>(t: &Tensor, data: &'a [T]) -> Result<MatRef<'a, T>, kernels::KernelError>
+where
+    T: kernels::Element,
+{
+    let (rows, cols) = (t.shape()[0], t.shape()[1]);
+    let (rs, cs) = (t.strides()[0], t.strides()[1]);
+    MatRef::strided(&data[t.offset()..], rows, cols, rs, cs)
+}
+
+/// C = A·B for 2-D views, dispatching on the two dtypes.
+fn run(gemm: &Gemm, a: &Tensor, b: &Tensor, c: MatMut<'_>) -> Result<(), kernels::KernelError> {
+    let st = |t: &Tensor| t.storage().clone();
+    let (sa, sb) = (st(a), st(b));
+    // Each arm: borrow both storages as their element type and multiply.
+    macro_rules! go {
+        ($as_a:ident, $as_b:ident) => {{
+            let (da, db) = (sa.$as_a().expect("dtype checked"), sb.$as_b().expect("dtype checked"));
+            gemm.run(1.0, mat(a, da)?, mat(b, db)?, 0.0, c)
+        }};
+    }
+    match (a.dtype(), b.dtype()) {
+        (DType::F32, DType::F32) => go!(as_f32, as_f32),
+        (DType::F32, DType::BF16) => go!(as_f32, as_bf16),
+        (DType::F32, DType::F16) => go!(as_f32, as_f16),
+        (DType::BF16, DType::F32) => go!(as_bf16, as_f32),
+        (DType::BF16, DType::BF16) => go!(as_bf16, as_bf16),
+        (DType::BF16, DType::F16) => go!(as_bf16, as_f16),
+        (DType::F16, DType::F32) => go!(as_f16, as_f32),
+        (DType::F16, DType::BF16) => go!(as_f16, as_bf16),
+        (DType::F16, DType::F16) => go!(as_f16, as_f16),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>() as f32;
+            }
+        }
+        c
+    }
+
+    fn close(x: &[f32], y: &[f32]) -> bool {
+        x.len() == y.len() && x.iter().zip(y).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()))
+    }
+
+    #[test]
+    fn matches_naive_for_views_dtypes_and_batches() {
+        let (m, k, n) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let want = naive(&a, &b, m, k, n);
+        let at = Tensor::from_vec(a.clone(), &[m, k]).unwrap();
+        let bt = Tensor::from_vec(b.clone(), &[k, n]).unwrap();
+        assert!(close(&matmul(&at, &bt).unwrap().to_f32_vec(), &want));
+
+        // b given as the transpose of an (n, k) weight, as Linear layers store it.
+        let w = bt.transpose(0, 1).unwrap().contiguous(); // (n, k)
+        assert!(close(&matmul(&at, &w.transpose(0, 1).unwrap()).unwrap().to_f32_vec(), &want));
+
+        // bf16 weights: compare with the naive product of the rounded values.
+        let wb = Tensor::from_bf16(b.iter().map(|&x| bf16::from_f32(x)).collect(), &[k, n]).unwrap();
+        let want_b = naive(&a, &wb.to_f32_vec(), m, k, n);
+        assert!(close(&matmul(&at, &wb).unwrap().to_f32_vec(), &want_b));
+
+        // Batched, with b shared and with b per batch.
+        let a3 = Tensor::from_vec([a.clone(), a.iter().map(|x| -x).collect()].concat(), &[2, m, k]).unwrap();
+        let shared = matmul(&a3, &bt).unwrap().to_f32_vec();
+        assert!(close(&shared[..m * n], &want));
+        assert!(close(&shared[m * n..], &want.iter().map(|x| -x).collect::<Vec<_>>()));
+        let b3 = Tensor::from_vec([b.clone(), b.clone()].concat(), &[2, k, n]).unwrap();
+        assert!(close(&matmul(&a3, &b3).unwrap().to_f32_vec(), &shared));
+
+        // A narrowed view (row stride 2k, not k) is read in place.
+        let wide: Vec<f32> =
+            (0..m * 2 * k).map(|i| if i % (2 * k) < k { a[(i / (2 * k)) * k + i % (2 * k)] } else { 9.0 }).collect();
+        let view = Tensor::from_vec(wide, &[m, 2 * k]).unwrap().narrow(1, 0, k).unwrap();
+        assert!(!view.is_contiguous());
+        assert!(close(&matmul(&view, &bt).unwrap().to_f32_vec(), &want));
+
+        assert!(matmul(&at, &at).is_err());
+        assert!(matmul(&Tensor::zeros(&[2]), &bt).is_err());
+    }
+}
