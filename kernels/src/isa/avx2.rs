@@ -77,7 +77,8 @@ unsafe fn probe(iters: usize) -> f32 {
     unsafe { fma_probe_body::<Avx2>(iters) }
 }
 
-/// Runs the FMA throughput loop with AVX2 (see [`crate::peak`]).
+/// Runs the FMA throughput loop with AVX2 (see [`crate::peak`]); the result
+/// only serves to keep the loop from being optimised away.
 pub(crate) fn fma_probe(iters: usize) -> f32 {
     assert!(super::Isa::Avx2.is_supported());
     // SAFETY: AVX2 and FMA were detected just above.

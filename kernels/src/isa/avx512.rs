@@ -77,7 +77,8 @@ unsafe fn probe(iters: usize) -> f32 {
     unsafe { fma_probe_body::<Avx512>(iters) }
 }
 
-/// Runs the FMA throughput loop with AVX-512 (see [`crate::peak`]).
+/// Runs the FMA throughput loop with AVX-512 (see [`crate::peak`]); the result
+/// only serves to keep the loop from being optimised away.
 pub(crate) fn fma_probe(iters: usize) -> f32 {
     assert!(super::Isa::Avx512.is_supported());
     // SAFETY: AVX-512F was detected just above.

@@ -73,7 +73,8 @@ unsafe fn probe(iters: usize) -> f32 {
     unsafe { fma_probe_body::<Neon>(iters) }
 }
 
-/// Runs the FMA throughput loop with NEON (see [`crate::peak`]).
+/// Runs the FMA throughput loop with NEON (see [`crate::peak`]); the result
+/// only serves to keep the loop from being optimised away.
 pub(crate) fn fma_probe(iters: usize) -> f32 {
     assert!(super::Isa::Neon.is_supported());
     // SAFETY: NEON was detected just above.

@@ -63,7 +63,8 @@ unsafe fn gemm_4x4(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usi
     unsafe { microkernel_body::<Scalar, MR, NR>(k, a, b, c, ldc, alpha, beta) }
 }
 
-/// FLOPs per second of scalar FMAs on this thread, as measured over `iters`.
+/// Runs the FMA throughput loop with scalar code (see [`crate::peak`]); the
+/// result only serves to keep the loop from being optimised away.
 pub(crate) fn fma_probe(iters: usize) -> f32 {
     // SAFETY: scalar code needs no CPU feature.
     unsafe { fma_probe_body::<Scalar>(iters) }
