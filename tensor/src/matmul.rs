@@ -71,8 +71,7 @@ where
 
 /// C = A·B for 2-D views, dispatching on the two dtypes.
 fn run(gemm: &Gemm, a: &Tensor, b: &Tensor, c: MatMut<'_>) -> Result<(), kernels::KernelError> {
-    let st = |t: &Tensor| t.storage().clone();
-    let (sa, sb) = (st(a), st(b));
+    let (sa, sb) = (a.storage(), b.storage());
     // Each arm: borrow both storages as their element type and multiply.
     macro_rules! go {
         ($as_a:ident, $as_b:ident) => {{

@@ -85,19 +85,6 @@ impl Storage {
         }
     }
 
-    /// Element `i` widened to f32.
-    pub fn get_f32(&self, i: usize) -> f32 {
-        if let Some(v) = self.as_f32() {
-            v[i]
-        } else if let Some(v) = self.as_bf16() {
-            kernels::Element::to_f32(v[i])
-        } else if let Some(v) = self.as_f16() {
-            kernels::Element::to_f32(v[i])
-        } else {
-            unreachable!("storage of {:?} is one of the three dtypes", self.dtype())
-        }
-    }
-
     /// The raw little-endian bytes (what a safetensors file stores).
     pub fn bytes(&self) -> &[u8] {
         match self {

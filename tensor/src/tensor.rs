@@ -220,7 +220,22 @@ impl Tensor {
         if let (true, Some(src)) = (self.is_contiguous(), self.storage.as_f32()) {
             return src[self.offset..self.offset + self.numel()].to_vec();
         }
-        self.indices().map(|i| self.storage.get_f32(i)).collect()
+        // Dispatch on the dtype once, not per element.
+        let s = &self.storage;
+        match self.dtype() {
+            DType::F32 => {
+                let src = s.as_f32().expect("f32 storage");
+                self.indices().map(|i| src[i]).collect()
+            }
+            DType::BF16 => {
+                let src = s.as_bf16().expect("bf16 storage");
+                self.indices().map(|i| kernels::Element::to_f32(src[i])).collect()
+            }
+            DType::F16 => {
+                let src = s.as_f16().expect("f16 storage");
+                self.indices().map(|i| kernels::Element::to_f32(src[i])).collect()
+            }
+        }
     }
 
     /// The elements of a contiguous f32 tensor, without copying.
