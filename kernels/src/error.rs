@@ -27,6 +27,14 @@ pub enum KernelError {
     UnsupportedKernel { isa: &'static str },
     /// Cache-blocking sizes that the driver cannot use.
     BadBlocking { reason: String },
+    /// Arguments of a row kernel (norm, softmax, attention, ...) that do not fit together.
+    BadArgument { op: &'static str, detail: String },
+}
+
+impl KernelError {
+    pub(crate) fn bad(op: &'static str, detail: impl Into<String>) -> Self {
+        KernelError::BadArgument { op, detail: detail.into() }
+    }
 }
 
 impl fmt::Display for KernelError {
@@ -55,6 +63,7 @@ impl fmt::Display for KernelError {
                 crate::Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
             ),
             KernelError::BadBlocking { reason } => write!(f, "bad gemm blocking: {reason}"),
+            KernelError::BadArgument { op, detail } => write!(f, "{op}: {detail}"),
         }
     }
 }

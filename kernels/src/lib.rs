@@ -19,6 +19,7 @@ pub mod convert;
 mod error;
 pub mod gemm;
 pub mod isa;
+pub mod nn;
 pub mod peak;
 
 pub use convert::Element;

@@ -1,0 +1,252 @@
+//! Causal multi-head attention with grouped-query heads, fused: forward and backward.
+//!
+//! Shapes (row-major), with `Hq` query heads sharing `Hkv` key/value heads
+//! (`Hq / Hkv` query heads per group; `Hkv = Hq` is ordinary multi-head):
+//! ```text
+//! q, out, dq, dout   (B, T,  Hq,  D)     the layout a projection produces: no transposes
+//! k, v, dk, dv       (B, Tk, Hkv, D)     Tk ≥ T; query i sees keys j ≤ i + (Tk − T)
+//! lse                (B, Hq, T)          log-sum-exp of each score row: all the forward keeps
+//! ```
+//! For one head, with `s = 1/√D`:
+//! ```text
+//! S = s · Q Kᵀ,   P = softmax(S + causal mask),   O = P V
+//! dV = Pᵀ dO,   dP = dO Vᵀ,   dS = P ⊙ (dP − rowsum(dO ⊙ O)),   dQ = s · dS K,   dK = s · dSᵀ Q
+//! ```
+//! (`rowsum(dO ⊙ O) = rowsum(P ⊙ dP)`, the softmax backward's inner product,
+//! computed from the outputs instead of the scores.)
+//!
+//! Fused the way FlashAttention is: queries are taken 64 rows at a time, so
+//! the scores of a block (64 × Tk floats) are the only score memory, and the
+//! forward stores only `lse`, never P. The backward rebuilds
+//! `P = exp(S − lse)` block by block. The products are the SGEMM's, run
+//! single-threaded inside a task; tasks are (batch, head) pairs in the
+//! forward and (batch, key/value head) pairs in the backward, so the
+//! gradients of a shared K/V head are summed by one task in a fixed order.
+
+use super::exp::exp;
+use super::{reduce, vectorized};
+use crate::gemm::{Gemm, MatMut, MatRef};
+use crate::KernelError;
+use rayon::prelude::*;
+
+/// Query rows per block.
+const BLOCK_Q: usize = 64;
+
+/// The sizes of an attention call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub batch: usize,
+    /// Query positions `T`.
+    pub seq: usize,
+    /// Key/value positions `Tk` (`= T` in training; more with a KV cache).
+    pub kv_seq: usize,
+    pub q_heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl AttentionShape {
+    fn check(&self, q: usize, kv: &[usize]) -> Result<(), KernelError> {
+        let s = *self;
+        let ok = s.kv_heads > 0
+            && s.q_heads.is_multiple_of(s.kv_heads)
+            && s.kv_seq >= s.seq
+            && Some(q) == mul(&[s.batch, s.seq, s.q_heads, s.head_dim])
+            && kv.iter().all(|&l| Some(l) == mul(&[s.batch, s.kv_seq, s.kv_heads, s.head_dim]));
+        if !ok {
+            return Err(KernelError::bad(
+                "attention",
+                format!("{s:?} (q_heads a multiple of kv_heads, kv_seq ≥ seq) does not fit q of {q}, k/v of {kv:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Multiply-adds ×2 of the products this call runs (its FLOP count).
+    pub fn forward_flops(&self) -> f64 {
+        let s = self;
+        // Each query row i sees i + 1 + (Tk − T) keys; two products (QKᵀ, PV) of D each.
+        let visible: f64 = (0..s.seq).map(|i| (i + 1 + s.kv_seq - s.seq) as f64).sum();
+        4.0 * s.batch as f64 * s.q_heads as f64 * s.head_dim as f64 * visible
+    }
+}
+
+fn mul(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |a, &b| a.checked_mul(b))
+}
+
+vectorized! {
+    /// Softmax of `row[..visible]` in place, zeros after; returns the row's log-sum-exp.
+    fn masked_softmax(row: &mut [f32], visible: usize) -> f32 {
+        let (live, masked) = row.split_at_mut(visible);
+        masked.fill(0.0);
+        let m = reduce::max(live);
+        live.iter_mut().for_each(|v| *v = exp(*v - m));
+        let sum = reduce::sum(live);
+        let inv = 1.0 / sum;
+        live.iter_mut().for_each(|v| *v *= inv);
+        m + sum.ln()
+    }
+}
+
+vectorized! {
+    /// Turns a score row into `dS = P ⊙ (dP − δ)`, rebuilding `P = exp(S − lse)`;
+    /// `s_row` becomes P, `dp_row` becomes dS. Masked entries become 0.
+    fn softmax_grad_row(s_row: &mut [f32], dp_row: &mut [f32], visible: usize, lse: f32, delta: f32) {
+        for j in 0..s_row.len().min(dp_row.len()) {
+            let p = if j < visible { exp(s_row[j] - lse) } else { 0.0 };
+            s_row[j] = p;
+            dp_row[j] = p * (dp_row[j] - delta);
+        }
+    }
+}
+
+/// Rows `start..start + rows` of one head: a `(rows, D)` view with row stride `stride`.
+fn head_rows<'a>(
+    data: &'a [f32],
+    base: usize,
+    start: usize,
+    rows: usize,
+    d: usize,
+    stride: usize,
+) -> Result<MatRef<'a, f32>, KernelError> {
+    MatRef::strided(&data[base + start * stride..], rows, d, stride, 1)
+}
+
+/// `out = attention(q, k, v)`; returns `lse` `(B, Hq, T)` for the backward.
+pub fn causal_attention(
+    shape: AttentionShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+) -> Result<Vec<f32>, KernelError> {
+    shape.check(q.len(), &[k.len(), v.len()])?;
+    if out.len() != q.len() {
+        return Err(KernelError::bad("attention", "out must have q's size"));
+    }
+    let AttentionShape { batch, seq, kv_seq, q_heads, kv_heads, head_dim: d } = shape;
+    let (group, offset, scale) = (q_heads / kv_heads, kv_seq - seq, 1.0 / (d as f32).sqrt());
+    let gemm = Gemm::new()?.single_threaded();
+    let tasks: Vec<(usize, usize)> = (0..batch).flat_map(|b| (0..q_heads).map(move |h| (b, h))).collect();
+    // Each task: one (batch, head); returns that head's O (T × D) and lse (T).
+    let per_head: Vec<(Vec<f32>, Vec<f32>)> = tasks
+        .par_iter()
+        .map(|&(b, h)| -> Result<_, KernelError> {
+            let (qb, kb) = (b * seq * q_heads * d + h * d, b * kv_seq * kv_heads * d + (h / group) * d);
+            let (qs, ks) = (q_heads * d, kv_heads * d);
+            let (mut o, mut lse) = (vec![0.0f32; seq * d], vec![0.0f32; seq]);
+            let mut s = vec![0.0f32; BLOCK_Q.min(seq) * kv_seq];
+            for i0 in (0..seq).step_by(BLOCK_Q) {
+                let (bq, kend) = (BLOCK_Q.min(seq - i0), (i0 + BLOCK_Q).min(seq) + offset);
+                let s_blk = &mut s[..bq * kend];
+                let qm = head_rows(q, qb, i0, bq, d, qs)?;
+                let km = head_rows(k, kb, 0, kend, d, ks)?;
+                gemm.run(scale, qm, km.t(), 0.0, MatMut::new(s_blk, bq, kend, kend)?)?; // (bq, kend)
+                for (r, row) in s_blk.chunks_exact_mut(kend).enumerate() {
+                    lse[i0 + r] = masked_softmax(row, i0 + r + offset + 1);
+                }
+                let vm = head_rows(v, kb, 0, kend, d, ks)?;
+                let o_blk = MatMut::new(&mut o[i0 * d..(i0 + bq) * d], bq, d, d)?;
+                gemm.run(1.0, MatRef::new(s_blk, bq, kend, kend)?, vm, 0.0, o_blk)?;
+                // (bq, D)
+            }
+            Ok((o, lse))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut lse_all = Vec::with_capacity(batch * q_heads * seq);
+    for (&(b, h), (o, lse)) in tasks.iter().zip(&per_head) {
+        for t in 0..seq {
+            let dst = ((b * seq + t) * q_heads + h) * d;
+            out[dst..dst + d].copy_from_slice(&o[t * d..(t + 1) * d]);
+        }
+        lse_all.extend_from_slice(lse);
+    }
+    Ok(lse_all)
+}
+
+/// Gradients of [`causal_attention`]: `dq`, `dk`, `dv` are overwritten.
+#[allow(clippy::too_many_arguments)]
+pub fn causal_attention_backward(
+    shape: AttentionShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[f32],
+    lse: &[f32],
+    dout: &[f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+) -> Result<(), KernelError> {
+    shape.check(q.len(), &[k.len(), v.len(), dk.len(), dv.len()])?;
+    let AttentionShape { batch, seq, kv_seq, q_heads, kv_heads, head_dim: d } = shape;
+    if out.len() != q.len() || dout.len() != q.len() || dq.len() != q.len() || lse.len() != batch * q_heads * seq {
+        return Err(KernelError::bad("attention_backward", "out, dout, dq must have q's size and lse (B, Hq, T)"));
+    }
+    let (group, offset, scale) = (q_heads / kv_heads, kv_seq - seq, 1.0 / (d as f32).sqrt());
+    let gemm = Gemm::new()?.single_threaded();
+    let (qs, ks) = (q_heads * d, kv_heads * d);
+    let tasks: Vec<(usize, usize)> = (0..batch).flat_map(|b| (0..kv_heads).map(move |g| (b, g))).collect();
+    // Each task: one (batch, kv head) and its `group` query heads; returns
+    // dQ of each of those heads (T × D) and the summed dK, dV (Tk × D).
+    type Grads = (Vec<Vec<f32>>, Vec<f32>, Vec<f32>);
+    let per_task: Vec<Grads> = tasks
+        .par_iter()
+        .map(|&(b, g)| -> Result<Grads, KernelError> {
+            let kb = b * kv_seq * ks + g * d;
+            let (mut dk_acc, mut dv_acc) = (vec![0.0f32; kv_seq * d], vec![0.0f32; kv_seq * d]);
+            let mut dqs = Vec::with_capacity(group);
+            let rows = BLOCK_Q.min(seq) * kv_seq;
+            let (mut s, mut dp) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+            for h in g * group..(g + 1) * group {
+                let qb = b * seq * qs + h * d;
+                let lse_h = &lse[(b * q_heads + h) * seq..(b * q_heads + h + 1) * seq];
+                // δ_i = ⟨dO_i, O_i⟩
+                let delta: Vec<f32> =
+                    (0..seq).map(|t| reduce::dot(&dout[qb + t * qs..][..d], &out[qb + t * qs..][..d])).collect();
+                let mut dq_h = vec![0.0f32; seq * d];
+                for i0 in (0..seq).step_by(BLOCK_Q) {
+                    let (bq, kend) = (BLOCK_Q.min(seq - i0), (i0 + BLOCK_Q).min(seq) + offset);
+                    let (s_blk, dp_blk) = (&mut s[..bq * kend], &mut dp[..bq * kend]);
+                    let qm = head_rows(q, qb, i0, bq, d, qs)?;
+                    let dom = head_rows(dout, qb, i0, bq, d, qs)?;
+                    let km = head_rows(k, kb, 0, kend, d, ks)?;
+                    let vm = head_rows(v, kb, 0, kend, d, ks)?;
+                    gemm.run(scale, qm, km.t(), 0.0, MatMut::new(s_blk, bq, kend, kend)?)?; // S
+                    gemm.run(1.0, dom, vm.t(), 0.0, MatMut::new(dp_blk, bq, kend, kend)?)?; // dP
+                    for (r, (s_row, dp_row)) in
+                        s_blk.chunks_exact_mut(kend).zip(dp_blk.chunks_exact_mut(kend)).enumerate()
+                    {
+                        let i = i0 + r;
+                        softmax_grad_row(s_row, dp_row, i + offset + 1, lse_h[i], delta[i]);
+                    }
+                    let (p, ds) =
+                        (MatRef::new(&s[..bq * kend], bq, kend, kend)?, MatRef::new(&dp[..bq * kend], bq, kend, kend)?);
+                    let dq_blk = MatMut::new(&mut dq_h[i0 * d..(i0 + bq) * d], bq, d, d)?;
+                    gemm.run(scale, ds, km, 0.0, dq_blk)?; // dQ = s · dS K
+                    gemm.run(scale, ds.t(), qm, 1.0, MatMut::new(&mut dk_acc[..kend * d], kend, d, d)?)?; // dK += s · dSᵀ Q
+                    gemm.run(1.0, p.t(), dom, 1.0, MatMut::new(&mut dv_acc[..kend * d], kend, d, d)?)?;
+                    // dV += Pᵀ dO
+                }
+                dqs.push(dq_h);
+            }
+            Ok((dqs, dk_acc, dv_acc))
+        })
+        .collect::<Result<_, _>>()?;
+    for (&(b, g), (dqs, dk_acc, dv_acc)) in tasks.iter().zip(&per_task) {
+        for (j, dq_h) in dqs.iter().enumerate() {
+            let h = g * group + j;
+            for t in 0..seq {
+                let dst = ((b * seq + t) * q_heads + h) * d;
+                dq[dst..dst + d].copy_from_slice(&dq_h[t * d..(t + 1) * d]);
+            }
+        }
+        for t in 0..kv_seq {
+            let dst = ((b * kv_seq + t) * kv_heads + g) * d;
+            dk[dst..dst + d].copy_from_slice(&dk_acc[t * d..(t + 1) * d]);
+            dv[dst..dst + d].copy_from_slice(&dv_acc[t * d..(t + 1) * d]);
+        }
+    }
+    Ok(())
+}
