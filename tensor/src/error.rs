@@ -43,6 +43,10 @@ pub enum TensorError {
     #[error("{op}: {detail}")]
     Shape { op: &'static str, detail: String },
 
+    /// A kernel refused its arguments (the message names the op and the sizes).
+    #[error(transparent)]
+    Kernel(#[from] kernels::KernelError),
+
     /// The tensor holds another dtype than the one asked for.
     #[error("expected a {expected} tensor, found {found}")]
     DtypeMismatch { expected: String, found: String },

@@ -13,7 +13,9 @@
 //! - [`matmul`]: 2-D and batched products through `kernels`' SGEMM, reading
 //!   transposed views and bf16/f16 weights in place.
 //!
-//! Still to come (issue 3): the other forward ops through `kernels`.
+//! - [`ops`]: the other forward math (broadcasting arithmetic, reductions,
+//!   activations, softmax, norms, rotary embedding, gather, concat) through
+//!   `kernels::nn`.
 //!
 //! Must not: record gradients (that is `autograd`), know model architectures,
 //! or contain SIMD intrinsics (those live in `kernels`).
@@ -21,6 +23,7 @@
 mod dtype;
 mod error;
 mod matmul;
+pub mod ops;
 pub mod safetensors;
 mod storage;
 mod tensor;

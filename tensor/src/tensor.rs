@@ -171,6 +171,42 @@ impl Tensor {
         }
     }
 
+    /// A view of `self` broadcast to `shape` (NumPy rules: leading axes are
+    /// added, size-1 axes repeat with stride 0). No copy.
+    pub fn expand(&self, shape: &[usize]) -> Result<Tensor, TensorError> {
+        let bad = || TensorError::shape("expand", format!("{:?} cannot broadcast to {shape:?}", self.shape));
+        if shape.len() < self.rank() {
+            return Err(bad());
+        }
+        let lead = shape.len() - self.rank();
+        let mut strides = vec![0; shape.len()];
+        for (i, (&d, &s)) in self.shape.iter().zip(&self.strides).enumerate() {
+            strides[lead + i] = match (d, shape[lead + i]) {
+                (d, t) if d == t => s,
+                (1, _) => 0,
+                _ => return Err(bad()),
+            };
+        }
+        Ok(self.with_layout(shape.to_vec(), strides, self.offset))
+    }
+
+    /// The elements as f32 in row-major order: borrowed when the tensor is a
+    /// contiguous f32 tensor, otherwise widened or gathered into a copy.
+    pub fn f32_data(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self.as_f32_slice() {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => std::borrow::Cow::Owned(self.to_f32_vec()),
+        }
+    }
+
+    /// The value of a one-element tensor.
+    pub fn item(&self) -> Result<f32, TensorError> {
+        if self.numel() != 1 {
+            return Err(TensorError::shape("item", format!("a tensor of shape {:?} is not a scalar", self.shape)));
+        }
+        Ok(self.to_f32_vec()[0])
+    }
+
     /// Storage indices of every element, in row-major order of the view.
     fn indices(&self) -> impl Iterator<Item = usize> + '_ {
         let n = self.numel();
