@@ -1,10 +1,44 @@
 //! # autograd: reverse-mode automatic differentiation
 //!
-//! Will own (issue 3): the tape that records operations on tensors that
-//! require gradients, `backward()` from a scalar loss, no-grad mode, and one
-//! file per op with its forward and backward side by side (matmul, norms,
-//! activations, fused causal attention with grouped-query heads, fused
-//! cross-entropy, ...), each checked against finite differences.
+//! Owns:
+//! - [`Var`]: a tensor in the graph (a parameter, a constant, or an op's
+//!   result) and its accumulated gradient; [`no_grad`] for evaluation.
+//! - the backward pass ([`Var::backward`]): reverse topological order,
+//!   saved activations freed as soon as their backward has run, gradients
+//!   accumulated into parameters until [`Var::zero_grad`].
+//! - [`ops`]: one file per differentiable op, forward and backward side by
+//!   side, the derivative in the doc comment.
+//! - [`gradcheck`]: the finite-difference checker every op is tested with.
 //!
-//! Must not: know model architectures or file formats, or call SIMD
-//! intrinsics directly (it calls `tensor`, which calls `kernels`).
+//! Must not: know model architectures or file formats, or contain SIMD
+//! intrinsics (the math is in `tensor` and `kernels`).
+
+mod backward;
+pub mod gradcheck;
+pub mod ops;
+mod var;
+
+pub use ops::add::add;
+pub use ops::attention::causal_attention;
+pub use ops::concat::concat;
+pub use ops::cross_entropy::{cross_entropy, IGNORE_INDEX};
+pub use ops::div::div;
+pub use ops::embedding::embedding;
+pub use ops::gelu::gelu;
+pub use ops::layer_norm::layer_norm;
+pub use ops::linear::linear;
+pub use ops::matmul::matmul;
+pub use ops::mean::mean;
+pub use ops::mul::mul;
+pub use ops::narrow::narrow;
+pub use ops::reshape::reshape;
+pub use ops::rms_norm::rms_norm;
+pub use ops::rope::rope;
+pub use ops::scale::scale;
+pub use ops::silu::silu;
+pub use ops::softmax::softmax;
+pub use ops::sub::sub;
+pub use ops::sum::sum;
+pub use ops::swiglu::swiglu;
+pub use ops::transpose::{permute, transpose};
+pub use var::{is_grad_enabled, no_grad, Var};

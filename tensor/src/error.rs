@@ -57,7 +57,8 @@ impl TensorError {
         TensorError::Io { path: path.into(), source }
     }
 
-    pub(crate) fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+    /// A [`TensorError::Shape`] for `op`.
+    pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
         TensorError::Shape { op, detail: detail.into() }
     }
 }

@@ -1,0 +1,52 @@
+//! The differentiable ops, one per file. Each file holds the forward (a
+//! function on [`Var`]s) and, right below it in the same function, the
+//! backward closure, with the derivative written in the doc comment.
+//!
+//! A backward closure receives the gradient of the op's output `g` and a
+//! flag per input saying whether that input needs a gradient; it returns
+//! `None` for inputs that do not. That flag is what makes a frozen weight
+//! free: `linear` and `matmul` skip the weight-gradient product entirely.
+
+pub mod add;
+pub mod attention;
+pub mod concat;
+pub mod cross_entropy;
+pub mod div;
+pub mod embedding;
+pub mod gelu;
+pub mod layer_norm;
+pub mod linear;
+pub mod matmul;
+pub mod mean;
+pub mod mul;
+pub mod narrow;
+pub mod reshape;
+pub mod rms_norm;
+pub mod rope;
+pub mod scale;
+pub mod silu;
+pub mod softmax;
+pub mod sub;
+pub mod sum;
+pub mod swiglu;
+pub mod transpose;
+
+use tensor::{Tensor, TensorError};
+
+/// Runs `f` only for an input that needs its gradient.
+pub(crate) fn grad_for(
+    needs: &[bool],
+    i: usize,
+    f: impl FnOnce() -> Result<Tensor, TensorError>,
+) -> Result<Option<Tensor>, TensorError> {
+    if needs.get(i).copied().unwrap_or(false) {
+        f().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// An f32 tensor of `shape` filled with `value`.
+pub(crate) fn full(shape: &[usize], value: f32) -> Result<Tensor, TensorError> {
+    Tensor::from_vec(vec![value; shape.iter().product()], shape)
+}

@@ -1,0 +1,170 @@
+//! `Var`: a tensor in the graph, with its gradient and how it was made.
+//!
+//! A `Var` is a reference-counted node. A leaf is a tensor the user made:
+//! a parameter (`requires_grad`) or a constant. Every op on `Var`s returns a
+//! new node that remembers its parents and a backward closure holding what
+//! the backward needs (the "saved activations"). Nothing else is recorded:
+//! the graph is the set of nodes reachable from the loss.
+//!
+//! An op records nothing when no input requires a gradient or inside
+//! [`no_grad`]: its result is a plain constant and its saved tensors are
+//! dropped at once.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::fmt;
+use std::rc::Rc;
+use tensor::{Tensor, TensorError};
+
+/// The backward of one op: given the gradient of its output and which
+/// parents need a gradient, the gradient of each parent (`None` where not
+/// needed). Called at most once; consuming it frees the saved tensors.
+pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>, TensorError>>;
+
+pub(crate) struct GradFn {
+    pub(crate) op: &'static str,
+    pub(crate) parents: Vec<Var>,
+    pub(crate) backward: BackwardFn,
+}
+
+pub(crate) struct Node {
+    pub(crate) value: RefCell<Tensor>,
+    pub(crate) requires_grad: bool,
+    /// Accumulated gradient of a leaf that requires one (f32, the value's shape).
+    pub(crate) grad: RefCell<Option<Vec<f32>>>,
+    /// How a non-leaf was made; taken (and so freed) by the backward pass.
+    pub(crate) grad_fn: RefCell<Option<GradFn>>,
+}
+
+/// A tensor in the autograd graph. Cloning is cheap (a reference count).
+#[derive(Clone)]
+pub struct Var(pub(crate) Rc<Node>);
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops on this thread record the graph (false inside [`no_grad`]).
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Runs `f` with recording off: for evaluation and generation, where no
+/// backward will follow. Restores the previous mode afterwards, even on panic.
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GRAD_ENABLED.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(GRAD_ENABLED.with(|g| g.replace(false)));
+    f()
+}
+
+impl Var {
+    fn leaf(value: Tensor, requires_grad: bool) -> Var {
+        Var(Rc::new(Node {
+            value: RefCell::new(value),
+            requires_grad,
+            grad: RefCell::new(None),
+            grad_fn: RefCell::new(None),
+        }))
+    }
+
+    /// A trainable leaf: backward fills its gradient.
+    pub fn parameter(value: Tensor) -> Var {
+        Var::leaf(value, true)
+    }
+
+    /// A leaf that gets no gradient: inputs, and frozen weights (which then
+    /// cost no weight-gradient product).
+    pub fn constant(value: Tensor) -> Var {
+        Var::leaf(value, false)
+    }
+
+    /// The result of an op: records `backward` if any parent needs a
+    /// gradient and recording is on, otherwise returns a constant.
+    pub(crate) fn from_op(op: &'static str, value: Tensor, parents: &[&Var], backward: BackwardFn) -> Var {
+        let requires_grad = is_grad_enabled() && parents.iter().any(|p| p.requires_grad());
+        if !requires_grad {
+            return Var::constant(value);
+        }
+        let var = Var::leaf(value, true);
+        let parents = parents.iter().map(|&p| p.clone()).collect();
+        *var.0.grad_fn.borrow_mut() = Some(GradFn { op, parents, backward });
+        var
+    }
+
+    /// The value (a cheap clone: tensors share storage).
+    pub fn value(&self) -> Tensor {
+        self.0.value.borrow().clone()
+    }
+
+    /// Borrows the value without cloning it.
+    pub fn value_ref(&self) -> Ref<'_, Tensor> {
+        self.0.value.borrow()
+    }
+
+    /// Replaces the value of a leaf (an optimizer step). The shape must not change.
+    pub fn set_value(&self, value: Tensor) -> Result<(), TensorError> {
+        if value.shape() != self.shape() {
+            return Err(TensorError::shape(
+                "set_value",
+                format!("new value {:?} for a variable of shape {:?}", value.shape(), self.shape()),
+            ));
+        }
+        *self.0.value.borrow_mut() = value;
+        Ok(())
+    }
+
+    pub fn shape(&self) -> Vec<usize> {
+        self.0.value.borrow().shape().to_vec()
+    }
+
+    /// Whether a gradient flows to (or through) this variable.
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+
+    /// Whether this is a leaf (made by the user, not by an op).
+    pub fn is_leaf(&self) -> bool {
+        self.0.grad_fn.borrow().is_none()
+    }
+
+    /// The accumulated gradient of a parameter (`None` before any backward, or for a non-leaf).
+    pub fn grad(&self) -> Option<Tensor> {
+        let g = self.0.grad.borrow();
+        g.as_ref().map(|g| Tensor::from_vec(g.clone(), &self.shape()).expect("gradient has the value's size"))
+    }
+
+    /// Runs `f` on the accumulated gradient without copying it.
+    pub fn with_grad<R>(&self, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
+        f(self.0.grad.borrow().as_deref())
+    }
+
+    /// Forgets the accumulated gradient (the next backward starts from zero).
+    pub fn zero_grad(&self) {
+        *self.0.grad.borrow_mut() = None;
+    }
+
+    /// The value of a one-element variable (a loss).
+    pub fn item(&self) -> Result<f32, TensorError> {
+        self.0.value.borrow().item()
+    }
+
+    /// Identity of the node (for maps during backward).
+    pub(crate) fn key(&self) -> *const Node {
+        Rc::as_ptr(&self.0)
+    }
+}
+
+impl fmt::Debug for Var {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = self.0.grad_fn.borrow().as_ref().map(|g| g.op);
+        f.debug_struct("Var")
+            .field("shape", &self.shape())
+            .field("requires_grad", &self.requires_grad())
+            .field("op", &op)
+            .finish()
+    }
+}

@@ -1,0 +1,186 @@
+//! Every op's backward against central finite differences
+//! (`autograd::gradcheck`), with proptest choosing shapes and values.
+
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better in a list of checks
+
+use autograd::gradcheck::{check, random_tensor, Tolerance};
+use autograd::*;
+use proptest::prelude::*;
+use tensor::Tensor;
+
+fn cfg() -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(12),
+        ..ProptestConfig::default()
+    }
+}
+
+fn ok(r: Result<autograd::gradcheck::Report, String>) -> Result<(), TestCaseError> {
+    r.map(|_| ()).map_err(TestCaseError::fail)
+}
+
+/// A shape and one that broadcasts against it: some axes set to 1, maybe leading axes dropped.
+fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    (prop::collection::vec(1usize..4, 1..4), any::<u8>(), 0usize..3).prop_map(|(a, mask, drop)| {
+        let mut b: Vec<usize> = a.iter().enumerate().map(|(i, &d)| if mask >> i & 1 == 1 { 1 } else { d }).collect();
+        let drop = drop.min(b.len() - 1);
+        b.drain(..drop);
+        if mask & 0x80 != 0 {
+            (b, a) // broadcast on the left operand too
+        } else {
+            (a, b)
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn add_sub_mul_broadcast((sa, sb) in broadcast_pair(), seed in 0u64..1000) {
+        let (a, b) = (random_tensor(&sa, seed, 1.0), random_tensor(&sb, seed + 1, 1.0));
+        ok(check(&[a.clone(), b.clone()], Tolerance::default(), |x| add(&x[0], &x[1])))?;
+        ok(check(&[a.clone(), b.clone()], Tolerance::default(), |x| sub(&x[0], &x[1])))?;
+        ok(check(&[a, b], Tolerance::default(), |x| mul(&x[0], &x[1])))?;
+    }
+
+    #[test]
+    fn div_broadcast((sa, sb) in broadcast_pair(), seed in 0u64..1000) {
+        let a = random_tensor(&sa, seed, 1.0);
+        // Denominators in [1, 2): away from the pole.
+        let b = Tensor::from_vec(random_tensor(&sb, seed + 1, 0.5).to_f32_vec().iter().map(|v| v + 1.5).collect(), &sb).unwrap();
+        ok(check(&[a, b], Tolerance::default(), |x| div(&x[0], &x[1])))?;
+    }
+
+    #[test]
+    fn scale_sum_mean(shape in prop::collection::vec(1usize..5, 0..4), s in -3.0f32..3.0, seed in 0u64..1000) {
+        let x = random_tensor(&shape, seed, 1.0);
+        ok(check(&[x.clone()], Tolerance::default(), |v| scale(&v[0], s)))?;
+        ok(check(&[x.clone()], Tolerance::default(), |v| sum(&v[0])))?;
+        ok(check(&[x], Tolerance::default(), |v| mean(&v[0])))?;
+    }
+
+    #[test]
+    fn views_and_concat(d0 in 1usize..4, d1 in 1usize..4, d2 in 1usize..5, start in 0usize..4, seed in 0u64..1000) {
+        let x = random_tensor(&[d0, d1, d2], seed, 1.0);
+        let y = random_tensor(&[d0, 2, d2], seed + 1, 1.0);
+        let t = Tolerance::default();
+        ok(check(&[x.clone()], t, |v| reshape(&v[0], &[d2, d0 * d1])))?;
+        ok(check(&[x.clone()], t, |v| transpose(&v[0], 0, 2)))?;
+        ok(check(&[x.clone()], t, |v| permute(&v[0], &[1, 2, 0])))?;
+        let start = start.min(d2 - 1);
+        ok(check(&[x.clone()], t, |v| narrow(&v[0], 2, start, d2 - start)))?;
+        ok(check(&[x, y], t, |v| concat(&[&v[0], &v[1]], 1)))?;
+    }
+
+    #[test]
+    fn matmul_all_transpose_forms(m in 1usize..6, k in 1usize..6, n in 1usize..6, ta: bool, tb: bool, seed in 0u64..1000) {
+        // Stored transposed when asked, and transposed back by the op graph: the GEMM reads the view.
+        let a = random_tensor(&if ta { [k, m] } else { [m, k] }, seed, 1.0);
+        let b = random_tensor(&if tb { [n, k] } else { [k, n] }, seed + 1, 1.0);
+        ok(check(&[a, b], Tolerance::default(), |v| {
+            let a = if ta { transpose(&v[0], 0, 1)? } else { v[0].clone() };
+            let b = if tb { transpose(&v[1], 0, 1)? } else { v[1].clone() };
+            matmul(&a, &b)
+        }))?;
+    }
+
+    #[test]
+    fn matmul_batched_and_shared(bt in 1usize..4, m in 1usize..5, k in 1usize..5, n in 1usize..5, seed in 0u64..1000) {
+        let a = random_tensor(&[bt, m, k], seed, 1.0);
+        let b3 = random_tensor(&[bt, k, n], seed + 1, 1.0);
+        let b2 = random_tensor(&[k, n], seed + 2, 1.0);
+        ok(check(&[a.clone(), b3], Tolerance::default(), |v| matmul(&v[0], &v[1])))?;
+        ok(check(&[a, b2], Tolerance::default(), |v| matmul(&v[0], &v[1])))?;
+    }
+
+    #[test]
+    fn linear_with_and_without_bias(rows in 1usize..4, t in 1usize..4, i in 1usize..6, o in 1usize..6, seed in 0u64..1000) {
+        let x = random_tensor(&[rows, t, i], seed, 1.0);
+        let w = random_tensor(&[o, i], seed + 1, 1.0);
+        let b = random_tensor(&[o], seed + 2, 1.0);
+        ok(check(&[x.clone(), w.clone(), b], Tolerance::default(), |v| linear(&v[0], &v[1], Some(&v[2]))))?;
+        ok(check(&[x, w], Tolerance::default(), |v| linear(&v[0], &v[1], None)))?;
+    }
+
+    #[test]
+    fn embedding_scatter_adds_repeats(vocab in 1usize..6, width in 1usize..5, ids in prop::collection::vec(0u32..6, 1..8), seed in 0u64..1000) {
+        let ids: Vec<u32> = ids.into_iter().map(|i| i % vocab as u32).collect();
+        let table = random_tensor(&[vocab, width], seed, 1.0);
+        ok(check(&[table], Tolerance::default(), |v| embedding(&v[0], &ids)))?;
+    }
+
+    #[test]
+    fn norms(rows in 1usize..4, width in 2usize..9, seed in 0u64..1000) {
+        // Rows spread over a range (a ramp plus noise), so no row is nearly
+        // constant: there the normalisation is ill-conditioned and any
+        // finite difference is meaningless.
+        let noise = random_tensor(&[rows, width], seed, 0.3).to_f32_vec();
+        let x = Tensor::from_vec(noise.iter().enumerate().map(|(i, v)| v + (i % width) as f32 - 1.0).collect(), &[rows, width]).unwrap();
+        let w = Tensor::from_vec(random_tensor(&[width], seed + 1, 0.5).to_f32_vec().iter().map(|v| v + 1.0).collect(), &[width]).unwrap();
+        let b = random_tensor(&[width], seed + 2, 1.0);
+        // A smaller step: normalisation has larger higher derivatives.
+        let t = Tolerance { step: 3e-3, ..Tolerance::default() };
+        ok(check(&[x.clone(), w.clone(), b], t, |v| layer_norm(&v[0], &v[1], &v[2], 1e-5)))?;
+        ok(check(&[x, w], t, |v| rms_norm(&v[0], &v[1], 1e-6)))?;
+    }
+
+    #[test]
+    fn activations_and_softmax(shape in prop::collection::vec(1usize..5, 1..4), seed in 0u64..1000) {
+        let x = random_tensor(&shape, seed, 3.0);
+        let u = random_tensor(&shape, seed + 1, 1.0);
+        let t = Tolerance::default();
+        ok(check(&[x.clone()], t, |v| gelu(&v[0])))?;
+        ok(check(&[x.clone()], t, |v| silu(&v[0])))?;
+        ok(check(&[x.clone(), u], t, |v| swiglu(&v[0], &v[1])))?;
+        ok(check(&[x], t, |v| softmax(&v[0])))?;
+    }
+
+    #[test]
+    fn rotary(b in 1usize..3, t in 1usize..5, h in 1usize..3, half in 1usize..4, seed in 0u64..1000) {
+        let x = random_tensor(&[b, t, h, 2 * half], seed, 1.0);
+        let angles: Vec<f32> = (0..t * half).map(|i| (i / half) as f32 / 10000f32.powf((i % half) as f32 / half as f32)).collect();
+        let cos = Tensor::from_vec(angles.iter().map(|a| a.cos()).collect(), &[t, half]).unwrap();
+        let sin = Tensor::from_vec(angles.iter().map(|a| a.sin()).collect(), &[t, half]).unwrap();
+        ok(check(&[x], Tolerance::default(), |v| rope(&v[0], &cos, &sin)))?;
+    }
+
+    #[test]
+    fn attention_grouped_causal(b in 1usize..3, t in 1usize..7, kv in 1usize..3, group in 1usize..4, d in 1usize..5, seed in 0u64..1000) {
+        let q = random_tensor(&[b, t, kv * group, d], seed, 1.0);
+        let k = random_tensor(&[b, t, kv, d], seed + 1, 1.0);
+        let v = random_tensor(&[b, t, kv, d], seed + 2, 1.0);
+        ok(check(&[q, k, v], Tolerance::default(), |x| causal_attention(&x[0], &x[1], &x[2])))?;
+    }
+
+    #[test]
+    fn cross_entropy_with_ignored_rows(rows in 1usize..7, vocab in 2usize..10, picks in prop::collection::vec(0i64..12, 7), seed in 0u64..1000) {
+        // Targets past the vocabulary become the ignore index, so some rows are skipped.
+        let targets: Vec<i64> = picks[..rows].iter().map(|&p| if p >= vocab as i64 { IGNORE_INDEX } else { p }).collect();
+        let logits = random_tensor(&[rows, vocab], seed, 3.0);
+        ok(check(&[logits], Tolerance::default(), |v| cross_entropy(&v[0], &targets)))?;
+    }
+}
+
+#[test]
+fn cross_entropy_with_every_row_ignored_is_zero_with_zero_gradient() {
+    let logits = Var::parameter(random_tensor(&[2, 3], 1, 1.0));
+    let loss = cross_entropy(&logits, &[IGNORE_INDEX, IGNORE_INDEX]).unwrap();
+    assert_eq!(loss.item().unwrap(), 0.0);
+    loss.backward().unwrap();
+    assert!(logits.grad().unwrap().to_f32_vec().iter().all(|&g| g == 0.0));
+}
+
+#[test]
+fn the_checker_catches_a_wrong_gradient() {
+    // A deliberately wrong "op": forward x², backward claims x (not 2x).
+    let x = random_tensor(&[4], 3, 1.0);
+    let wrong = check(&[x.clone()], Tolerance::default(), |v| {
+        let sq = mul(&v[0], &v[0])?;
+        // sq − ½·(x·x) with the second product detached: value x²/2, gradient 2x.
+        let detached = Var::constant(v[0].value());
+        let half = scale(&mul(&v[0], &detached)?, 0.5)?;
+        sub(&sq, &half)
+    });
+    assert!(wrong.is_err(), "the checker must reject a backward that disagrees with the values");
+}
