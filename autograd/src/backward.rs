@@ -34,6 +34,9 @@ impl Var {
         if seed.shape() != self.shape() {
             return Err(TensorError::shape("backward", format!("seed {:?} for {:?}", seed.shape(), self.shape())));
         }
+        if self.0.consumed.get() {
+            return Err(consumed());
+        }
         if !self.requires_grad() {
             return Err(TensorError::shape("backward", "nothing in this expression requires a gradient"));
         }
@@ -47,9 +50,8 @@ impl Var {
         for key in order.iter().rev() {
             // Nodes no gradient reached (every path to them was cut) are skipped.
             let Some((var, grad)) = pending.remove(key) else { continue };
-            let Some(gf) = var.0.grad_fn.borrow_mut().take() else {
-                return Err(TensorError::shape("backward", "this graph was already consumed by an earlier backward"));
-            };
+            let Some(gf) = var.0.grad_fn.borrow_mut().take() else { return Err(consumed()) };
+            var.0.consumed.set(true);
             let needs: Vec<bool> = gf.parents.iter().map(Var::requires_grad).collect();
             let grads = (gf.backward)(&grad, &needs)?;
             for (parent, g) in gf.parents.iter().zip(grads) {
@@ -74,6 +76,10 @@ impl Var {
         }
         Ok(())
     }
+}
+
+fn consumed() -> TensorError {
+    TensorError::shape("backward", "this graph was already consumed by an earlier backward; run the forward again")
 }
 
 /// Every recorded (non-leaf) node reachable from `root`, each after its inputs.

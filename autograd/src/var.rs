@@ -33,6 +33,9 @@ pub(crate) struct Node {
     pub(crate) grad: RefCell<Option<Vec<f32>>>,
     /// How a non-leaf was made; taken (and so freed) by the backward pass.
     pub(crate) grad_fn: RefCell<Option<GradFn>>,
+    /// Set when a backward pass has taken `grad_fn`: the node was made by an
+    /// op (not a leaf) but its graph is gone.
+    pub(crate) consumed: Cell<bool>,
 }
 
 /// A tensor in the autograd graph. Cloning is cheap (a reference count).
@@ -68,6 +71,7 @@ impl Var {
             requires_grad,
             grad: RefCell::new(None),
             grad_fn: RefCell::new(None),
+            consumed: Cell::new(false),
         }))
     }
 
@@ -128,7 +132,7 @@ impl Var {
 
     /// Whether this is a leaf (made by the user, not by an op).
     pub fn is_leaf(&self) -> bool {
-        self.0.grad_fn.borrow().is_none()
+        self.0.grad_fn.borrow().is_none() && !self.0.consumed.get()
     }
 
     /// The accumulated gradient of a parameter (`None` before any backward, or for a non-leaf).

@@ -5,6 +5,7 @@ use super::microkernel::KernelFn;
 use super::{MatMut, MatRef};
 use crate::isa::{self, Isa};
 use crate::{Element, KernelError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Cache-blocking sizes, named after the BLIS loop each one bounds.
@@ -149,6 +150,19 @@ impl Microkernel {
     }
 }
 
+/// Process-wide GEMM statistics, for profiling and for tests that must show
+/// a product was skipped (a frozen weight costs no weight-gradient GEMM).
+struct Counters {
+    calls: AtomicU64,
+}
+
+static COUNTERS: Counters = Counters { calls: AtomicU64::new(0) };
+
+/// How many GEMMs this process has run (every [`Gemm::run`], any size).
+pub fn gemm_calls() -> u64 {
+    COUNTERS.calls.load(Ordering::Relaxed)
+}
+
 /// Below this many FLOPs (2·m·n·k) a GEMM runs on the calling thread: waking
 /// the pool costs more than it saves.
 const PARALLEL_MIN_FLOPS: usize = 1 << 21;
@@ -230,6 +244,7 @@ impl Gemm {
         mut c: MatMut<'_>,
     ) -> Result<(), KernelError> {
         let (m, k, n) = super::check_shapes(&a, &b, &c)?;
+        COUNTERS.calls.fetch_add(1, Ordering::Relaxed);
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
         let plan = driver::Plan { kernel: self.kernel, blocking: self.blocking, threads };

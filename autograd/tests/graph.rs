@@ -1,0 +1,66 @@
+//! The graph's bookkeeping: accumulation, no-grad mode, freeing saved
+//! activations, and errors for misuse.
+
+use autograd::gradcheck::random_tensor;
+use autograd::*;
+use std::sync::Arc;
+
+#[test]
+fn gradients_accumulate_until_cleared() {
+    let x = Var::parameter(random_tensor(&[3], 1, 1.0));
+    let loss = || sum(&mul(&x, &x).unwrap()).unwrap();
+    loss().backward().unwrap();
+    let once = x.grad().unwrap().to_f32_vec();
+    let want: Vec<f32> = x.value().to_f32_vec().iter().map(|v| 2.0 * v).collect();
+    assert_eq!(once, want);
+    loss().backward().unwrap();
+    let twice = x.grad().unwrap().to_f32_vec();
+    assert!(twice.iter().zip(&once).all(|(t, o)| *t == 2.0 * o));
+    x.zero_grad();
+    assert!(x.grad().is_none());
+}
+
+#[test]
+fn a_variable_used_twice_gets_both_contributions() {
+    // y = x·x + 3x: dy/dx = 2x + 3, through two paths that meet at x and at an intermediate.
+    let x = Var::parameter(random_tensor(&[4], 2, 1.0));
+    let t = scale(&x, 3.0).unwrap();
+    let y = sum(&add(&mul(&x, &x).unwrap(), &t).unwrap()).unwrap();
+    y.backward().unwrap();
+    let g = x.grad().unwrap().to_f32_vec();
+    for (g, v) in g.iter().zip(x.value().to_f32_vec()) {
+        assert!((g - (2.0 * v + 3.0)).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn no_grad_records_nothing() {
+    let x = Var::parameter(random_tensor(&[2, 2], 3, 1.0));
+    let y = no_grad(|| gelu(&x).unwrap());
+    assert!(!y.requires_grad() && y.is_leaf());
+    assert!(is_grad_enabled(), "no_grad restores recording");
+    assert!(sum(&y).unwrap().backward().is_err(), "nothing to differentiate");
+    // Constants alone record nothing either.
+    let c = Var::constant(random_tensor(&[2], 4, 1.0));
+    assert!(!scale(&c, 2.0).unwrap().requires_grad());
+}
+
+#[test]
+fn saved_activations_are_freed_by_backward() {
+    let x = Var::parameter(random_tensor(&[16], 5, 1.0));
+    let storage = Arc::clone(x.value().storage());
+    let baseline = Arc::strong_count(&storage);
+    let y = sum(&silu(&x).unwrap()).unwrap(); // silu saves x
+    assert!(Arc::strong_count(&storage) > baseline, "the graph holds x for silu's backward");
+    y.backward().unwrap();
+    assert_eq!(Arc::strong_count(&storage), baseline, "backward released it");
+    let err = y.backward().unwrap_err();
+    assert!(err.to_string().contains("already consumed"), "{err}");
+}
+
+#[test]
+fn backward_needs_a_scalar() {
+    let x = Var::parameter(random_tensor(&[3], 6, 1.0));
+    let err = gelu(&x).unwrap().backward().unwrap_err();
+    assert!(err.to_string().contains("scalar"), "{err}");
+}
