@@ -5,6 +5,8 @@
 //! and a runner for hone's SGEMM and the reference `gemm` crate on the same
 //! operands. Timing thresholds live here and in the benches, never in tests.
 
+pub mod nn;
+
 use kernels::gemm::{Gemm, MatMut, MatRef};
 use std::time::Instant;
 

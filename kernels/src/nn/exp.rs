@@ -29,7 +29,12 @@ const MAX_X: f32 = 88.722_84;
 pub fn exp(x: f32) -> f32 {
     // Clamp to the finite range; the ends are fixed up last.
     let xc = x.clamp(MIN_X, MAX_X);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    // After adding ROUND, the low mantissa bits of `t` hold n as an integer:
+    // t's bits are ROUND's bits plus n. Reading them (instead of `n as i32`,
+    // which compiles to a scalar conversion per lane) keeps the loop in SIMD.
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let ni = t.to_bits() as i32 - ROUND.to_bits() as i32;
     let r = (xc - n * LN2_HI) - n * LN2_LO;
     // Horner form of Σ r^i / i!, i = 0..7.
     let mut p = 1.0 / 5040.0;
@@ -42,8 +47,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.0;
     // 2^n, with n in [-126, 128] after the clamp. 2^128 is not an f32, so
     // scale twice by 2^(n/2) and 2^(n - n/2), each built in the exponent field.
-    let n = n as i32;
-    let (n1, n2) = (n >> 1, n - (n >> 1));
+    let (n1, n2) = (ni >> 1, ni - (ni >> 1));
     let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
     let y = p * pow2(n1) * pow2(n2);
     let y = if x < MIN_X { 0.0 } else { y };
