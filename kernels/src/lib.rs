@@ -8,10 +8,14 @@
 //!   A and B may be f32, bf16 or f16 (widened while packing).
 //! - [`isa`]: which instruction set to use, chosen once at run time
 //!   (`HONE_KERNEL=scalar|avx2|avx512|neon` forces one).
+//! - [`nn`]: the row kernels of a transformer, forward and backward:
+//!   softmax, LayerNorm/RMSNorm, GELU/SiLU/SwiGLU, rotary embedding,
+//!   embedding gather, fused cross-entropy and fused causal attention.
 //! - [`convert`]: bf16/f16 <-> f32.
 //! - [`peak`]: a measured FMA-throughput probe, the "100%" of every benchmark.
 //!
-//! Must not: know about tensors, shapes beyond a matrix view, autograd or
+//! Must not: know about tensors (a kernel takes slices and the few sizes its
+//! layout needs: a matrix view, a row width, an attention shape), autograd or
 //! models (it depends on nothing in the workspace); or expose `unsafe`.
 //! All SIMD intrinsics of the project live here, behind safe functions.
 
