@@ -23,6 +23,7 @@ pub use ops::attention::causal_attention;
 pub use ops::concat::concat;
 pub use ops::cross_entropy::{cross_entropy, IGNORE_INDEX};
 pub use ops::div::div;
+pub use ops::dropout::dropout;
 pub use ops::embedding::embedding;
 pub use ops::gelu::gelu;
 pub use ops::layer_norm::layer_norm;

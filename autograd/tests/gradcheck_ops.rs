@@ -137,6 +137,12 @@ proptest! {
     }
 
     #[test]
+    fn dropout_with_a_fixed_mask(shape in prop::collection::vec(1usize..6, 1..3), p in 0.0f32..0.9, seed in 0u64..1000) {
+        let x = random_tensor(&shape, seed, 1.0);
+        ok(check(&[x], Tolerance::default(), |v| dropout(&v[0], p, seed)))?;
+    }
+
+    #[test]
     fn rotary(b in 1usize..3, t in 1usize..5, h in 1usize..3, half in 1usize..4, seed in 0u64..1000) {
         let x = random_tensor(&[b, t, h, 2 * half], seed, 1.0);
         let angles: Vec<f32> = (0..t * half).map(|i| (i / half) as f32 / 10000f32.powf((i % half) as f32 / half as f32)).collect();

@@ -12,6 +12,7 @@ pub mod attention;
 pub mod concat;
 pub mod cross_entropy;
 pub mod div;
+pub mod dropout;
 pub mod embedding;
 pub mod gelu;
 pub mod layer_norm;
