@@ -29,6 +29,33 @@ impl Default for Sampling {
     }
 }
 
+impl Sampling {
+    /// The model's defaults from `generation_config.json` (`do_sample`,
+    /// `temperature`, `top_k`, `top_p`, `eos_token_id`) over [`Sampling::default`];
+    /// a missing file gives the defaults. `do_sample: false` means greedy.
+    pub fn from_generation_config(dir: &std::path::Path) -> Sampling {
+        let mut s = Sampling::default();
+        let Some(v) = std::fs::read_to_string(dir.join("generation_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        else {
+            return s;
+        };
+        let sample = v.get("do_sample").and_then(|x| x.as_bool()).unwrap_or(false);
+        if sample {
+            s.temperature = v.get("temperature").and_then(|x| x.as_f64()).unwrap_or(1.0) as f32;
+            s.top_k = v.get("top_k").and_then(|x| x.as_u64()).unwrap_or(50) as usize;
+            s.top_p = v.get("top_p").and_then(|x| x.as_f64()).unwrap_or(1.0) as f32;
+        }
+        match v.get("eos_token_id") {
+            Some(serde_json::Value::Number(n)) => s.eos.extend(n.as_u64().map(|x| x as u32)),
+            Some(serde_json::Value::Array(a)) => s.eos.extend(a.iter().filter_map(|x| x.as_u64().map(|x| x as u32))),
+            _ => {}
+        }
+        s
+    }
+}
+
 /// A small, seedable generator (SplitMix64): the same seed gives the same text.
 struct Rng(u64);
 

@@ -95,6 +95,13 @@ fn llama_stored_in_bf16_matches_transformers() {
 }
 
 #[test]
+fn llama_stored_in_f16_matches_transformers() {
+    let m = full_model("llama_f16");
+    assert!(m.named_vars().iter().all(|(_, v)| v.value().dtype() == tensor::DType::F16), "weights stay f16");
+    check(&m, &case("llama_f16"), |n| n.to_string());
+}
+
+#[test]
 fn qwen2_with_biases_matches_transformers() {
     check(&full_model("qwen2"), &case("qwen2"), |n| n.to_string());
 }
@@ -112,7 +119,7 @@ fn peft_lora_adapter_matches() {
 
 #[test]
 fn greedy_generation_matches_transformers() {
-    for name in ["gpt2", "llama", "llama_bf16", "qwen2"] {
+    for name in ["gpt2", "llama", "llama_bf16", "llama_f16", "qwen2"] {
         let m = Model::load(fixture(name)).unwrap();
         let tok = Tokenizer::from_dir(fixture(name)).unwrap();
         let c = case(name);

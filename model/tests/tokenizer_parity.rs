@@ -67,3 +67,21 @@ fn missing_tokenizer_is_a_clear_error() {
     let err = Tokenizer::from_dir(std::env::temp_dir()).err().unwrap().to_string();
     assert!(err.contains("tokenizer.json") && err.contains("missing"), "{err}");
 }
+
+#[test]
+fn a_template_in_tokenizer_config_is_found() {
+    // Older checkpoints keep the template in tokenizer_config.json instead of chat_template.jinja.
+    let d = std::env::temp_dir().join(format!("hone-tok-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(dir().join("tokenizer.json"), d.join("tokenizer.json")).unwrap();
+    let config = serde_json::json!({
+        "bos_token": {"content": "<|endoftext|>", "lstrip": false},
+        "eos_token": "<|im_end|>",
+        "chat_template": "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}",
+    });
+    std::fs::write(d.join("tokenizer_config.json"), config.to_string()).unwrap();
+    let tok = Tokenizer::from_dir(&d).unwrap();
+    assert_eq!(tok.bos.as_ref().unwrap().id, 0, "an AddedToken object is read by its content");
+    let text = tok.render_chat(&[Message { role: "user".into(), content: "hi".into() }], false).unwrap();
+    assert_eq!(text, "[user] hi\n");
+}
