@@ -121,6 +121,13 @@ impl Var {
         Ok(())
     }
 
+    /// Runs `f` on the value as a mutable f32 slice (an optimizer step).
+    /// The first call on a mapped or half-precision weight makes a resident
+    /// f32 copy (see `Tensor::f32_mut`); later calls update in place.
+    pub fn update_value<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        f(self.0.value.borrow_mut().f32_mut())
+    }
+
     pub fn shape(&self) -> Vec<usize> {
         self.0.value.borrow().shape().to_vec()
     }
@@ -144,6 +151,13 @@ impl Var {
     /// Runs `f` on the accumulated gradient without copying it.
     pub fn with_grad<R>(&self, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
         f(self.0.grad.borrow().as_deref())
+    }
+
+    /// Multiplies the accumulated gradient by `s` (gradient clipping).
+    pub fn scale_grad(&self, s: f32) {
+        if let Some(g) = self.0.grad.borrow_mut().as_mut() {
+            g.iter_mut().for_each(|x| *x *= s);
+        }
     }
 
     /// Forgets the accumulated gradient (the next backward starts from zero).

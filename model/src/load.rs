@@ -67,6 +67,8 @@ pub(crate) fn load(dir: &Path, config: Config) -> Result<Model, ModelError> {
     };
     let r = Reader { dir: dir.to_path_buf(), weights, file_prefix: file_prefix.to_string() };
     let c = &config;
+    let source_dtype =
+        r.weights.names().next().and_then(|n| r.weights.tensor(n).ok()).map_or(tensor::DType::F32, |t| t.dtype());
     let (v, h, i, d) = (c.vocab_size, c.hidden_size, c.intermediate_size, c.head_dim);
     let (hq, hkv) = (c.num_heads, c.num_kv_heads);
     let mut blocks = Vec::with_capacity(c.num_layers);
@@ -109,6 +111,7 @@ pub(crate) fn load(dir: &Path, config: Config) -> Result<Model, ModelError> {
                 config,
                 dir: dir.to_path_buf(),
                 dropout_seed: Cell::new(0),
+                source_dtype,
             }
         }
         Arch::Llama | Arch::Qwen2 => {
@@ -150,6 +153,7 @@ pub(crate) fn load(dir: &Path, config: Config) -> Result<Model, ModelError> {
                 config,
                 dir: dir.to_path_buf(),
                 dropout_seed: Cell::new(0),
+                source_dtype,
             }
         }
     };

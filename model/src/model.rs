@@ -21,6 +21,8 @@ use tensor::{Tensor, TensorError};
 pub struct Model {
     pub config: Config,
     pub dir: PathBuf,
+    /// The dtype the weights are stored in (exports write this dtype back).
+    pub source_dtype: tensor::DType,
     pub(crate) embed: Var,
     pub(crate) positions: Option<Var>,
     pub(crate) blocks: Vec<Block>,
@@ -30,6 +32,14 @@ pub struct Model {
     pub(crate) rope: Option<Rope>,
     /// Seed of the next forward's dropout masks (LoRA dropout only).
     pub(crate) dropout_seed: Cell<u64>,
+}
+
+/// What one LoRA-wrapped layer folds into its weight: `W + (α/r)·B·A`.
+fn merged_weight(lin: &Linear, lora: &Lora) -> Result<Tensor, TensorError> {
+    let ba = tensor::matmul(&lora.b.value(), &lora.a.value())?; // (out, in)
+    let delta = tensor::ops::elementwise::scale(&ba, lora.scale)?;
+    let delta = if lin.conv1d { delta.transpose(0, 1)?.contiguous() } else { delta };
+    tensor::ops::elementwise::binary(kernels::nn::elementwise::BinaryOp::Add, &lin.weight.value(), &delta)
 }
 
 impl Model {
@@ -187,6 +197,38 @@ impl Model {
         Ok(config)
     }
 
+    /// Folds every LoRA adapter into its layer's weight (`W + (α/r)·B·A`)
+    /// and removes the adapters. Returns how many layers changed.
+    pub fn merge_lora(&mut self) -> Result<usize, TensorError> {
+        let mut n = 0;
+        for lin in self.linears_mut() {
+            if let Some(lora) = lin.lora.take() {
+                lin.weight = Var::constant(merged_weight(lin, &lora)?);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The LoRA factors under PEFT's key names (`base_model.model.<module>.lora_A.weight`).
+    pub fn adapter_tensors(&self) -> Vec<(String, Tensor)> {
+        self.named_vars()
+            .into_iter()
+            .filter(|(n, _)| n.contains(".lora_"))
+            .map(|(n, v)| (format!("base_model.model.{n}"), v.value()))
+            .collect()
+    }
+
+    /// The model's own weights (no LoRA factors) by Hugging Face name.
+    pub fn weight_tensors(&self) -> Vec<(String, Tensor)> {
+        self.named_vars().into_iter().filter(|(n, _)| !n.contains(".lora_")).map(|(n, v)| (n, v.value())).collect()
+    }
+
+    /// Whether any layer carries a LoRA adapter.
+    pub fn has_lora(&self) -> bool {
+        self.named_vars().iter().any(|(n, _)| n.contains(".lora_"))
+    }
+
     pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
         let mut out = Vec::new();
         for b in &mut self.blocks {
@@ -260,6 +302,7 @@ impl Model {
             lm_head: self.lm_head.clone(),
             rope: self.rope.clone(),
             dropout_seed: self.dropout_seed.clone(),
+            source_dtype: self.source_dtype,
         }
     }
 }

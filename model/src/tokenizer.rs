@@ -15,6 +15,9 @@ use crate::ModelError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// A token's `(start, end)` byte positions in the encoded text.
+pub type ByteRange = (usize, usize);
+
 /// One chat message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -103,6 +106,24 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, ModelError> {
         let enc = self.inner.encode(text, add_special).map_err(|e| self.err(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token ids of `text` and each token's byte range in `text` (special
+    /// tokens added by the post-processor get an empty range).
+    pub fn encode_with_offsets(&self, text: &str, add_special: bool) -> Result<(Vec<u32>, Vec<ByteRange>), ModelError> {
+        let enc = self.inner.encode(text, add_special).map_err(|e| self.err(e.to_string()))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+    }
+
+    /// The id that ends a document in packed text and a training example:
+    /// EOS, else the first of `eos_ids`.
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos.as_ref().map(|e| e.id).or_else(|| self.eos_ids.first().copied())
+    }
+
+    /// The id padding fills batches with (never trained on): PAD, else EOS, else 0.
+    pub fn pad_id(&self) -> u32 {
+        self.pad.as_ref().map(|p| p.id).or_else(|| self.eos_id()).unwrap_or(0)
     }
 
     /// The text of `ids`.

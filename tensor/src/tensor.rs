@@ -199,6 +199,25 @@ impl Tensor {
         }
     }
 
+    /// The elements as a mutable f32 slice, for in-place updates (an
+    /// optimizer step). A tensor that is not already a contiguous, unshared,
+    /// owned f32 tensor is first replaced by one (a mapped bf16 weight becomes
+    /// a resident f32 master copy); after that, updates cost no copy.
+    pub fn f32_mut(&mut self) -> &mut [f32] {
+        let n = self.numel();
+        let owned = matches!(*self.storage, Storage::F32(ref v) if v.len() == n)
+            && self.offset == 0
+            && self.is_contiguous()
+            && Arc::strong_count(&self.storage) == 1;
+        if !owned {
+            *self = Tensor::from_vec(self.to_f32_vec(), &self.shape.clone()).expect("same element count");
+        }
+        match Arc::get_mut(&mut self.storage) {
+            Some(Storage::F32(v)) => v.as_mut_slice(),
+            _ => unreachable!("just made an unshared owned f32 tensor"),
+        }
+    }
+
     /// The value of a one-element tensor.
     pub fn item(&self) -> Result<f32, TensorError> {
         if self.numel() != 1 {

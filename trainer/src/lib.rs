@@ -1,8 +1,21 @@
 //! # trainer: fine-tuning runs and the `hone` command
 //!
-//! Will own (issue 5): AdamW and learning-rate schedules, the data pipeline
-//! (text, prompt/completion and chat JSONL), the training loop with gradient
-//! accumulation and evaluation, crash-safe checkpoints, export to Hugging Face
-//! formats (full weights and PEFT LoRA adapters), and the `hone` binary.
+//! Owns:
+//! - [`optim`]: AdamW (torch's update, through `kernels::nn::adamw`), the
+//!   weight-decay mask, global-norm clipping; [`schedule`]: warmup and decay.
+//! - [`data`]: `.txt` and `.jsonl` (text, prompt/completion, chat) to examples and batches.
+//! - [`train`]: the loop with gradient accumulation, evaluation, logging and
+//!   Ctrl-C; [`checkpoint`]: atomic checkpoints and exact resume.
+//! - [`export`]: Hugging Face model directories and PEFT adapters.
+//! - the `hone` binary (`src/main.rs`).
 //!
 //! Must not: implement math kernels or model layers; it composes `model`.
+
+pub mod checkpoint;
+pub mod data;
+pub mod export;
+pub mod inspect;
+pub mod optim;
+mod progress;
+pub mod schedule;
+pub mod train;

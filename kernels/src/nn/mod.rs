@@ -3,6 +3,7 @@
 //!
 //! - [`exp`]: a branch-free `exp` the compiler can vectorise (libm's is a call per element).
 //! - [`elementwise`]: `+ - * /` over slices, scaling, `axpy`.
+//! - [`adamw`]: the AdamW update of one parameter, as PyTorch computes it.
 //! - [`activation`]: GELU (tanh form), SiLU, SwiGLU.
 //! - [`softmax`]: softmax over rows.
 //! - [`norm`]: LayerNorm and RMSNorm.
@@ -27,6 +28,7 @@
 //! chunk order: the same inputs give the same bits for any thread count.
 
 pub mod activation;
+pub mod adamw;
 pub mod attention;
 pub mod cross_entropy;
 pub mod elementwise;
