@@ -358,7 +358,7 @@ fn generate_cmd(a: GenerateArgs) -> Result<()> {
         if let Ok(text) = tok.decode(&out, true) {
             if text.len() > shown && text.is_char_boundary(shown) {
                 let mut lock = stdout.lock();
-                let _ = lock.write_all(text[shown..].as_bytes());
+                let _ = lock.write_all(&text.as_bytes()[shown..]);
                 let _ = lock.flush();
                 shown = text.len();
             }
