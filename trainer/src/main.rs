@@ -134,6 +134,9 @@ struct FinetuneArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Answer this many validation prompts before and after training, to compare.
+    #[arg(long, default_value_t = 0)]
+    samples: usize,
 }
 
 #[derive(Args)]
@@ -259,6 +262,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         keep_checkpoints: a.keep_checkpoints,
         resume,
         progress: !a.quiet,
+        samples: a.samples,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -276,7 +280,8 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
     println!("steps            {} (this run: {} → {})", s.steps, s.first_step, s.steps);
     println!("train loss       {first:.4} → {last:.4}");
     if let Some(v) = s.val_loss {
-        println!("validation loss  {v:.4} (perplexity {:.2})", v.exp());
+        let before = s.val_loss_before.map(|b| format!("{b:.4} → ")).unwrap_or_default();
+        println!("validation loss  {before}{v:.4} (perplexity {:.2})", v.exp());
     }
     println!("throughput       {:.0} tokens/s", s.tokens_per_second);
     if let Some(peak) = peak_memory() {
@@ -290,6 +295,11 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
     }
     if s.interrupted {
         println!("interrupted: continue with --resume");
+    }
+    for (i, sample) in s.samples.iter().enumerate() {
+        println!("\nsample {}: {}", i + 1, sample.prompt);
+        println!("  before: {}", sample.before);
+        println!("  after:  {}", sample.after);
     }
     Ok(())
 }

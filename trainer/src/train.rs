@@ -64,6 +64,17 @@ pub struct TrainConfig {
     pub log: Option<PathBuf>,
     /// Show the progress bar and summary.
     pub progress: bool,
+    /// Answer this many validation prompts (greedy) before and after training.
+    pub samples: usize,
+}
+
+/// One validation prompt answered before and after training.
+#[derive(Clone, Debug)]
+pub struct SampleAnswer {
+    /// The end of the prompt (its last line or so), for display.
+    pub prompt: String,
+    pub before: String,
+    pub after: String,
 }
 
 impl TrainConfig {
@@ -94,6 +105,7 @@ impl TrainConfig {
             resume: None,
             log: None,
             progress: false,
+            samples: 0,
         }
     }
 }
@@ -106,10 +118,37 @@ pub struct Summary {
     pub first_step: u64,
     pub steps: u64,
     pub val_loss: Option<f64>,
+    /// Validation loss before the first step of a fresh run.
+    pub val_loss_before: Option<f64>,
     pub tokens_per_second: f64,
     pub interrupted: bool,
     pub outputs: Vec<PathBuf>,
     pub last_checkpoint: Option<PathBuf>,
+    pub samples: Vec<SampleAnswer>,
+}
+
+/// The prompts of the first `n` examples: their tokens before the first one that trains.
+fn sample_prompts(data: &Dataset, n: usize) -> Vec<Vec<u32>> {
+    data.examples
+        .iter()
+        .filter_map(|e| {
+            let first = e.labels.iter().position(|&l| l != autograd::IGNORE_INDEX)?;
+            (first > 0).then(|| e.ids[..first].to_vec())
+        })
+        .take(n)
+        .collect()
+}
+
+/// Greedy answers (up to 48 tokens, stopping at EOS) to each prompt.
+fn answer(model: &Model, tok: &model::tokenizer::Tokenizer, prompts: &[Vec<u32>]) -> Result<Vec<String>> {
+    let sampling = model::generate::Sampling { max_new_tokens: 48, eos: tok.eos_ids.clone(), ..Default::default() };
+    prompts
+        .iter()
+        .map(|p| {
+            let ids = model::generate::generate(model, p, &sampling, |_| true)?;
+            Ok(tok.decode(&ids, true)?.trim().to_string())
+        })
+        .collect()
 }
 
 /// Mean loss over `data` (no graph), with perplexity `exp(loss)`.
@@ -228,9 +267,15 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
         ),
         None => None,
     };
+    let prompts = val.as_ref().map(|v| sample_prompts(v, c.samples)).unwrap_or_default();
+    let before = answer(&model, &tok, &prompts)?;
+    let val_loss_before = match (&val, c.resume.is_none()) {
+        (Some(v), true) => Some(evaluate(&model, v, c.batch_size, pad)?.0),
+        _ => None,
+    };
     let bar = crate::progress::bar(c.progress, total, opt.step);
     let mut order = shuffled(train.examples.len(), c.seed.wrapping_add(cursor.epoch));
-    let mut summary = Summary { first_step: opt.step, ..Summary::default() };
+    let mut summary = Summary { first_step: opt.step, val_loss_before, ..Summary::default() };
     let started = Instant::now();
     let mut tokens = 0usize;
     while opt.step < total {
@@ -312,6 +357,15 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
     let state = State { step: opt.step, cursor, settings: settings(c) };
     summary.last_checkpoint = Some(checkpoint::save_checkpoint(&c.out, &opt, &state, c.keep_checkpoints)?);
     summary.outputs = write_outputs(&model, c)?;
+    let after = answer(&model, &tok, &prompts)?;
+    for ((p, b), a) in prompts.iter().zip(before).zip(after) {
+        let text = tok.decode(p, true)?;
+        // The last line that is not a bare role header (chat prompts end in "assistant").
+        let headers = ["system", "user", "assistant"];
+        let tail =
+            text.lines().rev().map(str::trim).find(|l| !l.is_empty() && !headers.contains(l)).unwrap_or("").to_string();
+        summary.samples.push(SampleAnswer { prompt: tail, before: b, after: a });
+    }
     Ok(summary)
 }
 
