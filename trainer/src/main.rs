@@ -137,6 +137,9 @@ struct FinetuneArgs {
     /// Answer this many validation prompts before and after training, to compare.
     #[arg(long, default_value_t = 0)]
     samples: usize,
+    /// With LoRA, also write the model with the adapter folded in (OUT/merged).
+    #[arg(long)]
+    merge: bool,
 }
 
 #[derive(Args)]
@@ -263,6 +266,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         resume,
         progress: !a.quiet,
         samples: a.samples,
+        merge: a.merge,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -284,6 +288,9 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         println!("validation loss  {before}{v:.4} (perplexity {:.2})", v.exp());
     }
     println!("throughput       {:.0} tokens/s", s.tokens_per_second);
+    if s.truncated > 0 {
+        println!("truncated        {} examples were longer than --seq-len and were cut", s.truncated);
+    }
     if let Some(peak) = peak_memory() {
         println!("peak memory      {:.1} MiB", peak as f64 / (1 << 20) as f64);
     }

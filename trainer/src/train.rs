@@ -66,6 +66,8 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Answer this many validation prompts (greedy) before and after training.
     pub samples: usize,
+    /// With LoRA, also write the model with the adapter folded in (`OUT/merged`).
+    pub merge: bool,
 }
 
 /// One validation prompt answered before and after training.
@@ -106,6 +108,7 @@ impl TrainConfig {
             log: None,
             progress: false,
             samples: 0,
+            merge: false,
         }
     }
 }
@@ -125,6 +128,8 @@ pub struct Summary {
     pub outputs: Vec<PathBuf>,
     pub last_checkpoint: Option<PathBuf>,
     pub samples: Vec<SampleAnswer>,
+    /// Training and validation examples cut to `--seq-len`.
+    pub truncated: usize,
 }
 
 /// The prompts of the first `n` examples: their tokens before the first one that trains.
@@ -275,7 +280,8 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
     };
     let bar = crate::progress::bar(c.progress, total, opt.step);
     let mut order = shuffled(train.examples.len(), c.seed.wrapping_add(cursor.epoch));
-    let mut summary = Summary { first_step: opt.step, val_loss_before, ..Summary::default() };
+    let truncated = train.truncated + val.as_ref().map_or(0, |v| v.truncated);
+    let mut summary = Summary { first_step: opt.step, val_loss_before, truncated, ..Summary::default() };
     let started = Instant::now();
     let mut tokens = 0usize;
     while opt.step < total {
@@ -375,7 +381,16 @@ fn write_outputs(model: &Model, c: &TrainConfig) -> Result<Vec<PathBuf>> {
         Some(lora) => {
             let dir = c.out.join("adapter");
             crate::export::save_adapter(model, lora, &dir)?;
-            Ok(vec![dir])
+            let mut outputs = vec![dir.clone()];
+            if c.merge {
+                let mut merged = Model::load(&c.model)?;
+                merged.load_adapter(&dir)?;
+                merged.merge_lora()?;
+                let m = c.out.join("merged");
+                crate::export::save_full(&merged, &m)?;
+                outputs.push(m);
+            }
+            Ok(outputs)
         }
         None => {
             let dir = c.out.join("model");

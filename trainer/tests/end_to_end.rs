@@ -160,3 +160,27 @@ fn bad_data_lines_are_named() {
     let err = format!("{:#}", train(&c, &AtomicBool::new(false)).unwrap_err());
     assert!(err.contains("bad.jsonl:2") && err.contains("\"text\""), "{err}");
 }
+
+#[test]
+fn accumulation_equals_the_larger_batch() {
+    // One step of batch 4 against one step of 2 micro-batches of 2: the same
+    // examples, weighted by counted tokens, so the same update (to rounding).
+    let (a, b) = (out_dir("acc1"), out_dir("acc2"));
+    let run = |out: &Path, batch, accum| {
+        std::fs::create_dir_all(out).unwrap();
+        let c = TrainConfig {
+            length: Length::Steps(1),
+            batch_size: batch,
+            grad_accum: accum,
+            val: None,
+            ..config("llama", out)
+        };
+        train(&c, &AtomicBool::new(false)).unwrap();
+        Model::load(out.join("model")).unwrap().weight_tensors()
+    };
+    let (one, two) = (run(&a, 4, 1), run(&b, 2, 2));
+    for ((n, x), (_, y)) in one.iter().zip(&two) {
+        let d = x.to_f32_vec().iter().zip(y.to_f32_vec()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(d < 1e-6, "{n} differs by {d}");
+    }
+}
