@@ -46,7 +46,7 @@ pub fn save_checkpoint(out: &Path, opt: &AdamW, state: &State, keep: usize) -> R
     let tmp = root.join(format!(".{name}.tmp"));
     let dst = root.join(&name);
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let values: Vec<(String, Tensor)> = opt.params.iter().map(|p| (p.name.clone(), p.var.value())).collect();
     let refs: Vec<(&str, &Tensor)> = values.iter().map(|(n, t)| (n.as_str(), t)).collect();
     save(tmp.join("trainable.safetensors"), &refs, &BTreeMap::new())?;
@@ -66,17 +66,41 @@ pub fn save_checkpoint(out: &Path, opt: &AdamW, state: &State, keep: usize) -> R
     });
     write_synced(&tmp.join("state.json"), serde_json::to_string_pretty(&state_json)?.as_bytes())?;
     if dst.exists() {
-        std::fs::remove_dir_all(&dst)?;
+        std::fs::remove_dir_all(&dst).with_context(|| format!("replacing {}", dst.display()))?;
     }
     std::fs::rename(&tmp, &dst).with_context(|| format!("renaming {} to {}", tmp.display(), dst.display()))?;
     std::fs::File::open(&root)?.sync_all()?;
     // Prune the oldest beyond `keep`.
     let mut all = list(out)?;
     while all.len() > keep.max(1) {
+        // Rename first (atomic), then delete: a crash mid-delete leaves a
+        // `.step-N.tmp` that `remove_partial` cleans up, never a checkpoint
+        // with some of its files gone.
         let old = all.remove(0);
-        std::fs::remove_dir_all(&old).with_context(|| format!("removing old checkpoint {}", old.display()))?;
+        let name = old.file_name().and_then(|n| n.to_str()).unwrap_or("old").to_string();
+        let doomed = root.join(format!(".{name}.tmp"));
+        std::fs::rename(&old, &doomed).with_context(|| format!("retiring old checkpoint {}", old.display()))?;
+        std::fs::remove_dir_all(&doomed).with_context(|| format!("removing old checkpoint {}", doomed.display()))?;
     }
     Ok(dst)
+}
+
+/// Removes checkpoints that were being written when a process died
+/// (`checkpoints/.step-N.tmp`); finished checkpoints are never touched.
+pub fn remove_partial(out: &Path) -> Result<()> {
+    let root = checkpoints_dir(out);
+    if !root.is_dir() {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(&root)? {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) }
+                .with_context(|| format!("removing the partial checkpoint {}", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Finished checkpoints of a run, oldest first.

@@ -32,13 +32,20 @@ pub struct Dataset {
     pub examples: Vec<Example>,
     /// Examples cut to `seq_len`.
     pub truncated: usize,
+    /// Lines skipped, with why (for example a chat with no assistant turn).
+    pub skipped: Vec<(usize, String)>,
 }
 
 impl Dataset {
     /// Reads `path` (`.txt` or `.jsonl`) into examples of at most `seq_len` tokens.
     pub fn load(path: &Path, tok: &Tokenizer, seq_len: usize) -> Result<Dataset> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut ds = Dataset { source: path.to_path_buf(), examples: Vec::new(), truncated: 0 };
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            anyhow!("{}:{line}: not valid UTF-8 (byte {at} of the file); hone reads UTF-8 text", path.display())
+        })?;
+        let mut ds = Dataset { source: path.to_path_buf(), examples: Vec::new(), truncated: 0, skipped: Vec::new() };
         let eos = tok.eos_id().ok_or_else(|| anyhow!("{}: the tokenizer has no EOS token", path.display()))?;
         match path.extension().and_then(|e| e.to_str()) {
             Some("txt") => {
@@ -59,7 +66,13 @@ impl Dataset {
                     }
                     let at = || format!("{}:{}", path.display(), n + 1);
                     let v: Value = serde_json::from_str(line).with_context(|| format!("{}: not valid JSON", at()))?;
-                    let mut ex = example(&v, tok, eos).with_context(at)?;
+                    let mut ex = match example(&v, tok, eos).with_context(at)? {
+                        Parsed::Example(ex) => ex,
+                        Parsed::Skip(why) => {
+                            ds.skipped.push((n + 1, why));
+                            continue;
+                        }
+                    };
                     if ex.ids.len() > seq_len {
                         ex.ids.truncate(seq_len);
                         ex.labels.truncate(seq_len);
@@ -71,7 +84,8 @@ impl Dataset {
             _ => bail!("{}: hone reads .txt and .jsonl training files", path.display()),
         }
         if ds.examples.is_empty() {
-            bail!("{}: no training examples in the file", path.display());
+            let why = ds.skipped.first().map(|(l, w)| format!(" (line {l}: {w})")).unwrap_or_default();
+            bail!("{}: no training examples in the file{why}", path.display());
         }
         Ok(ds)
     }
@@ -86,7 +100,12 @@ impl Dataset {
         let mut all: Vec<Option<Example>> = self.examples.drain(..).map(Some).collect();
         let take =
             |idx: &[usize], all: &mut Vec<Option<Example>>| idx.iter().map(|&i| all[i].take().expect("once")).collect();
-        let val = Dataset { source: self.source.clone(), examples: take(&order[..n_val], &mut all), truncated: 0 };
+        let val = Dataset {
+            source: self.source.clone(),
+            examples: take(&order[..n_val], &mut all),
+            truncated: 0,
+            skipped: Vec::new(),
+        };
         let train = Dataset { examples: take(&order[n_val..], &mut all), ..self };
         Ok((train, val))
     }
@@ -124,27 +143,36 @@ fn string<'a>(v: &'a Value, key: &str) -> Result<&'a str> {
     v.get(key).and_then(Value::as_str).ok_or_else(|| anyhow!("field {key:?} must be a string"))
 }
 
+/// What one JSONL line gives: an example, or a reason to skip it.
+enum Parsed {
+    Example(Example),
+    Skip(String),
+}
+
 /// One JSONL object to an example.
-fn example(v: &Value, tok: &Tokenizer, eos: u32) -> Result<Example> {
+fn example(v: &Value, tok: &Tokenizer, eos: u32) -> Result<Parsed> {
     if let Some(msgs) = v.get("messages") {
         let msgs = msgs.as_array().ok_or_else(|| anyhow!("\"messages\" must be a list"))?;
         let messages: Vec<Message> = msgs
             .iter()
             .map(|m| Ok(Message { role: string(m, "role")?.to_string(), content: string(m, "content")?.to_string() }))
             .collect::<Result<_>>()?;
-        return chat_example(&messages, tok);
+        if !messages.iter().any(|m| m.role == "assistant") {
+            return Ok(Parsed::Skip("a conversation without an assistant turn has nothing to learn".into()));
+        }
+        return chat_example(&messages, tok).map(Parsed::Example);
     }
     if v.get("prompt").is_some() || v.get("completion").is_some() {
         let prompt = tok.encode(string(v, "prompt")?, true)?;
         let mut completion = tok.encode(string(v, "completion")?, false)?;
         completion.push(eos);
         let labels = prompt.iter().map(|_| IGNORE).chain(completion.iter().map(|&t| t as i64)).collect();
-        return Ok(Example { ids: [prompt, completion].concat(), labels });
+        return Ok(Parsed::Example(Example { ids: [prompt, completion].concat(), labels }));
     }
     if v.get("text").is_some() {
         let mut ids = tok.encode(string(v, "text")?, true)?;
         ids.push(eos);
-        return Ok(Example { labels: ids.iter().map(|&t| t as i64).collect(), ids });
+        return Ok(Parsed::Example(Example { labels: ids.iter().map(|&t| t as i64).collect(), ids }));
     }
     bail!("expected {{\"text\"}}, {{\"prompt\", \"completion\"}} or {{\"messages\"}}")
 }
@@ -165,9 +193,6 @@ fn chat_example(messages: &[Message], tok: &Tokenizer) -> Result<Example> {
             }
             spans.push((start, end));
         }
-    }
-    if spans.is_empty() {
-        bail!("a conversation without an assistant turn has nothing to learn");
     }
     // The template writes the special tokens itself: add none.
     let (ids, offsets) = tok.encode_with_offsets(&full, false)?;

@@ -15,6 +15,8 @@ pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod inspect;
+pub mod lock;
+pub mod memory;
 pub mod optim;
 mod progress;
 pub mod schedule;

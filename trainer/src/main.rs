@@ -125,8 +125,8 @@ struct FinetuneArgs {
     /// Checkpoints to keep.
     #[arg(long, default_value_t = 2)]
     keep_checkpoints: usize,
-    /// Continue from a checkpoint (default: the newest in --out).
-    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    /// Continue from a checkpoint directory; alone, from the newest in --out.
+    #[arg(long, num_args = 0..=1, default_missing_value = "newest", value_name = "DIR")]
     resume: Option<PathBuf>,
     /// Append metrics as JSON lines to this file (default OUT/log.jsonl).
     #[arg(long)]
@@ -233,7 +233,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
     let [b1, b2] = betas[..] else { bail!("--betas takes two numbers: b1,b2") };
     let resume = match &a.resume {
         None => None,
-        Some(p) if p.as_os_str().is_empty() => Some(latest_checkpoint(&a.out)?),
+        Some(p) if p.as_os_str() == "newest" && !p.exists() => Some(latest_checkpoint(&a.out)?),
         Some(p) => Some(p.clone()),
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -267,15 +267,16 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         progress: !a.quiet,
         samples: a.samples,
         merge: a.merge,
+        on_step: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: exiting without a checkpoint");
+            eprintln!("\nsecond interrupt: exiting without a checkpoint");
             std::process::exit(130);
         }
-        eprintln!("\nCtrl-C: saving a checkpoint after this step (Ctrl-C again to quit now)");
+        eprintln!("\ninterrupted (Ctrl-C or SIGTERM): saving a checkpoint after this step (Ctrl-C again to quit now)");
     })
     .context("installing the Ctrl-C handler")?;
     let s = train(&config, &stop)?;
@@ -288,6 +289,15 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         println!("validation loss  {before}{v:.4} (perplexity {:.2})", v.exp());
     }
     println!("throughput       {:.0} tokens/s", s.tokens_per_second);
+    if s.skipped_steps > 0 {
+        println!("skipped          {} steps with a NaN/Inf loss or gradient", s.skipped_steps);
+    }
+    if !s.skipped_lines.is_empty() {
+        println!("skipped          {} data lines:", s.skipped_lines.len());
+        for l in s.skipped_lines.iter().take(5) {
+            println!("                 {l}");
+        }
+    }
     if s.truncated > 0 {
         println!("truncated        {} examples were longer than --seq-len and were cut", s.truncated);
     }

@@ -68,6 +68,8 @@ pub struct TrainConfig {
     pub samples: usize,
     /// With LoRA, also write the model with the adapter folded in (`OUT/merged`).
     pub merge: bool,
+    /// Called after every optimizer step with its number (tests watch memory with it).
+    pub on_step: Option<fn(u64)>,
 }
 
 /// One validation prompt answered before and after training.
@@ -109,6 +111,7 @@ impl TrainConfig {
             progress: false,
             samples: 0,
             merge: false,
+            on_step: None,
         }
     }
 }
@@ -130,7 +133,14 @@ pub struct Summary {
     pub samples: Vec<SampleAnswer>,
     /// Training and validation examples cut to `--seq-len`.
     pub truncated: usize,
+    /// Steps dropped because their loss or gradient was NaN or infinite.
+    pub skipped_steps: u64,
+    /// Data lines skipped, with file, line and why.
+    pub skipped_lines: Vec<String>,
 }
+
+/// After this many consecutive non-finite steps the run stops.
+pub const MAX_BAD_STEPS_IN_A_ROW: u32 = 3;
 
 /// The prompts of the first `n` examples: their tokens before the first one that trains.
 fn sample_prompts(data: &Dataset, n: usize) -> Vec<Vec<u32>> {
@@ -224,6 +234,9 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
     if c.batch_size == 0 || c.seq_len == 0 || c.grad_accum == 0 {
         bail!("--batch-size, --seq-len and --grad-accum must be at least 1");
     }
+    crate::memory::keep_resident_memory_flat();
+    let _lock = crate::lock::RunLock::acquire(&c.out)?;
+    checkpoint::remove_partial(&c.out)?;
     let tok = model::tokenizer::Tokenizer::from_dir(&c.model)?;
     let pad = tok.pad_id();
     let all = Dataset::load(&c.data, &tok, c.seq_len)?;
@@ -281,9 +294,15 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
     let bar = crate::progress::bar(c.progress, total, opt.step);
     let mut order = shuffled(train.examples.len(), c.seed.wrapping_add(cursor.epoch));
     let truncated = train.truncated + val.as_ref().map_or(0, |v| v.truncated);
-    let mut summary = Summary { first_step: opt.step, val_loss_before, truncated, ..Summary::default() };
+    let skipped_lines = [Some(&train), val.as_ref()]
+        .into_iter()
+        .flatten()
+        .flat_map(|d| d.skipped.iter().map(move |(l, w)| format!("{}:{l}: {w}", d.source.display())))
+        .collect();
+    let mut summary = Summary { first_step: opt.step, val_loss_before, truncated, skipped_lines, ..Summary::default() };
     let started = Instant::now();
     let mut tokens = 0usize;
+    let mut bad_in_a_row = 0;
     while opt.step < total {
         let step = opt.step;
         let lr = schedule.lr_at(step);
@@ -319,6 +338,33 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
             Some(max) => clip_grad_norm(&opt.params, max),
             None => clip_grad_norm(&opt.params, f32::INFINITY),
         };
+        if !step_loss.is_finite() || !norm.is_finite() {
+            // A NaN/Inf loss or gradient: drop this step's gradients, keep the weights.
+            opt.params.iter().for_each(|p| p.var.zero_grad());
+            summary.skipped_steps += 1;
+            bad_in_a_row += 1;
+            if let Some(f) = log.as_mut() {
+                writeln!(
+                    f,
+                    "{}",
+                    json!({"step": opt.step + 1, "skipped": true, "loss": step_loss, "grad_norm": norm, "lr": lr})
+                )?;
+            }
+            if bad_in_a_row >= MAX_BAD_STEPS_IN_A_ROW {
+                let last = checkpoint::list(&c.out)?.pop();
+                bail!(
+                    "{bad_in_a_row} steps in a row had a non-finite loss or gradient (last: loss {step_loss}, gradient norm {norm}) \
+                     at step {}: the learning rate ({lr:e}) is probably too high; lower --lr or add --warmup-steps. {}",
+                    opt.step + 1,
+                    match last {
+                        Some(p) => format!("The last good checkpoint, {}, is untouched.", p.display()),
+                        None => "No checkpoint had been written yet.".to_string(),
+                    }
+                );
+            }
+            continue;
+        }
+        bad_in_a_row = 0;
         opt.step(lr)?;
         summary.losses.push(step_loss as f32);
         let elapsed = started.elapsed().as_secs_f64();
@@ -336,6 +382,9 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
             writeln!(f, "{record}")?;
         }
         crate::progress::update(&bar, opt.step, step_loss, lr, tps);
+        if let Some(f) = c.on_step {
+            f(opt.step);
+        }
         let interrupted = stop.load(Ordering::SeqCst);
         let save_now = c.save_every.is_some_and(|s| s > 0 && opt.step.is_multiple_of(s)) || interrupted;
         if save_now {
