@@ -199,8 +199,14 @@ fn kill_9_at_any_moment_loses_nothing_and_resume_finishes_identically() {
 }
 
 #[test]
-fn sigterm_saves_a_checkpoint_and_exits_0() {
-    let out = out_dir("sigterm");
+fn sigterm_and_sigint_save_a_checkpoint_and_exit_0() {
+    for signal in ["TERM", "INT"] {
+        interrupt_with(signal);
+    }
+}
+
+fn interrupt_with(signal: &str) {
+    let out = out_dir(&format!("sig{signal}"));
     let child = hone().args(finetune_args(&out, 100_000)).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     // Wait until training is under way (the first checkpoint exists).
     for _ in 0..200 {
@@ -209,7 +215,7 @@ fn sigterm_saves_a_checkpoint_and_exits_0() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill").args([format!("-{signal}"), child.id().to_string()]).status().unwrap().success());
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "exit status {:?}", output.status);
     assert!(String::from_utf8_lossy(&output.stdout).contains("interrupted: continue with --resume"));
