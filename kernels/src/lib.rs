@@ -13,6 +13,7 @@
 //!   embedding gather, fused cross-entropy and fused causal attention.
 //! - [`convert`]: bf16/f16 <-> f32.
 //! - [`peak`]: a measured FMA-throughput probe, the "100%" of every benchmark.
+//! - [`quant`]: dequantisation of llama.cpp's GGUF block formats.
 //!
 //! Must not: know about tensors (a kernel takes slices and the few sizes its
 //! layout needs: a matrix view, a row width, an attention shape), autograd or
@@ -25,6 +26,7 @@ pub mod gemm;
 pub mod isa;
 pub mod nn;
 pub mod peak;
+pub mod quant;
 
 pub use convert::Element;
 pub use error::KernelError;
