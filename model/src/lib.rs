@@ -16,6 +16,7 @@
 pub mod config;
 mod error;
 pub mod generate;
+pub mod gguf_import;
 pub mod layers;
 mod load;
 pub mod lora;

@@ -22,6 +22,7 @@
 
 mod dtype;
 mod error;
+pub mod gguf;
 mod matmul;
 pub mod ops;
 pub mod safetensors;

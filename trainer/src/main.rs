@@ -36,6 +36,19 @@ enum Command {
     Merge(MergeArgs),
     /// Architecture, parameter counts and the memory a training run will need.
     Inspect(InspectArgs),
+    /// Convert a llama.cpp GGUF file to a Hugging Face model directory.
+    ImportGguf(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The .gguf file (llama or qwen2; F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K tensors).
+    file: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Storage dtype of the written weights: f32 or bf16.
+    #[arg(long, default_value = "bf16")]
+    dtype: String,
 }
 
 #[derive(Args, Clone)]
@@ -416,8 +429,36 @@ fn inspect(a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--model` may name a .gguf file: it is imported once into the cache
+/// (`$HONE_CACHE`, else `~/.cache/hone/gguf`) and the directory used.
+fn model_dir(path: &std::path::Path) -> Result<PathBuf> {
+    let cache = std::env::var_os("HONE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/hone")
+    });
+    Ok(model::gguf_import::resolve_model(path, &cache.join("gguf"))?)
+}
+
+fn import(a: ImportArgs) -> Result<()> {
+    let dtype = match a.dtype.as_str() {
+        "f32" => tensor::DType::F32,
+        "bf16" => tensor::DType::BF16,
+        other => bail!("--dtype {other}: choose f32 or bf16"),
+    };
+    model::gguf_import::import_gguf(&a.file, &a.out, dtype)?;
+    println!("imported {} into {}", a.file.display(), a.out.display());
+    Ok(())
+}
+
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    match &mut cli.command {
+        Command::Finetune(a) => a.model = model_dir(&a.model)?,
+        Command::Eval(a) => a.model = model_dir(&a.model)?,
+        Command::Generate(a) => a.model = model_dir(&a.model)?,
+        Command::Merge(a) => a.model = model_dir(&a.model)?,
+        Command::Inspect(a) => a.model = model_dir(&a.model)?,
+        Command::ImportGguf(_) => {}
+    }
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting --threads")?;
     }
@@ -427,5 +468,6 @@ fn main() -> Result<()> {
         Command::Generate(a) => generate_cmd(a),
         Command::Merge(a) => merge(a),
         Command::Inspect(a) => inspect(a),
+        Command::ImportGguf(a) => import(a),
     }
 }

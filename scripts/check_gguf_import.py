@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Import parity, run by hand (CI has no Python): transformers loads a GGUF file
+itself; hone's import of the same file must give the same logits, token ids
+and chat rendering. Usage (from the repository root):
+
+    pip install torch transformers gguf
+    cargo build --release -p trainer --examples --bin hone
+    python3 scripts/check_gguf_import.py FILE.gguf
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+STRINGS = [
+    "Hello world",
+    "  two leading spaces and a tab\\there",
+    "Unicode: Größe, café, 東京, emoji 🙂",
+    "def f(x):\\n    return x ** 2  # code\\n",
+    "numbers 1234567 and 3.14159",
+    "<|im_start|>user\\nhi<|im_end|>",
+]
+PROMPTS = [[(i * 37 % 290 + 3) for i in range(16)]]
+
+
+def main():
+    gguf = os.path.abspath(sys.argv[1])
+    work = tempfile.mkdtemp()
+    out = os.path.join(work, "imported")
+    subprocess.run(["target/release/hone", "import-gguf", gguf, "--out", out, "--dtype", "f32"], check=True)
+    subprocess.run(["target/release/examples/dump_logits", out, os.path.join(work, "hone.st")], check=True)
+    d, f = os.path.dirname(gguf), os.path.basename(gguf)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    ids = torch.tensor(PROMPTS[0]).reshape(2, 8)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    diff = (logits - load_file(os.path.join(work, "hone.st"))["logits"]).abs().max().item()
+    print(f"logits: max |transformers - hone| = {diff:.2e}")
+    with open(os.path.join(work, "strings.txt"), "w") as fh:
+        fh.write("\n".join(STRINGS) + "\n")
+    hone = json.loads(subprocess.run(["target/release/examples/dump_tokens", out, os.path.join(work, "strings.txt")],
+                                     check=True, capture_output=True, text=True).stdout)
+    same = 0
+    for s, h in zip(STRINGS, hone["ids"]):
+        t = tok(s.replace("\\n", "\n").replace("\\t", "\t"))["input_ids"]
+        same += t == h
+        if t != h:
+            print("ids differ for", repr(s), t, h)
+    print(f"token ids: {same}/{len(STRINGS)} strings identical")
+    chat = [{"role": "user", "content": "Hello! Can you help me?"}, {"role": "assistant", "content": "Of course."},
+            {"role": "user", "content": "What is 2 + 2?"}]
+    rendered = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    print("chat rendering identical:", rendered == hone["chat"])
+    ok = diff < 1e-4 and same == len(STRINGS) and rendered == hone["chat"]
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
