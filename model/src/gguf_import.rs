@@ -43,13 +43,14 @@ fn unpermute(t: &Tensor, heads: usize) -> Result<Tensor, ModelError> {
 
 /// The pre-tokenizer of tokenizer.json for llama.cpp's `tokenizer.ggml.pre` name.
 fn pre_tokenizer(file: &Path, pre: &str) -> Result<Json, ModelError> {
-    let byte_level = |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex});
-    let split = |pattern: &str| {
-        json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
-    };
+    let byte_level =
+        |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex});
+    let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
     Ok(match pre {
         "gpt2" | "default" => byte_level(true),
-        "smollm" => json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level(true)]}),
+        "smollm" => {
+            json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level(true)]})
+        }
         "llama-bpe" | "llama3" => json!({"type": "Sequence", "pretokenizers": [
             split(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),
             byte_level(false)]}),
@@ -57,7 +58,11 @@ fn pre_tokenizer(file: &Path, pre: &str) -> Result<Json, ModelError> {
             split(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),
             byte_level(false)]}),
         other => {
-            return Err(err(file, "tokenizer.ggml.pre", format!("{other:?} is not a pre-tokenizer hone knows (gpt2, smollm, llama-bpe, qwen2)")))
+            return Err(err(
+                file,
+                "tokenizer.ggml.pre",
+                format!("{other:?} is not a pre-tokenizer hone knows (gpt2, smollm, llama-bpe, qwen2)"),
+            ))
         }
     })
 }
@@ -67,7 +72,11 @@ fn write_tokenizer(g: &GgufFile, out: &Path) -> Result<(), ModelError> {
     let file = g.path();
     let kind = g.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("");
     if kind != "gpt2" {
-        return Err(err(file, "tokenizer.ggml.model", format!("{kind:?}: hone imports byte-level BPE tokenizers (gpt2)")));
+        return Err(err(
+            file,
+            "tokenizer.ggml.model",
+            format!("{kind:?}: hone imports byte-level BPE tokenizers (gpt2)"),
+        ));
     }
     let tokens = strings(g, "tokenizer.ggml.tokens")?;
     let merges = strings(g, "tokenizer.ggml.merges")?;
@@ -78,7 +87,12 @@ fn write_tokenizer(g: &GgufFile, out: &Path) -> Result<(), ModelError> {
         .unwrap_or_else(|| vec![1; tokens.len()]);
     let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
     let id = |key: &str| g.get(key).and_then(Value::as_u64).map(|v| v as usize).filter(|&i| i < tokens.len());
-    let (bos, eos, pad, unk) = (id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"), id("tokenizer.ggml.padding_token_id"), id("tokenizer.ggml.unknown_token_id"));
+    let (bos, eos, pad, unk) = (
+        id("tokenizer.ggml.bos_token_id"),
+        id("tokenizer.ggml.eos_token_id"),
+        id("tokenizer.ggml.padding_token_id"),
+        id("tokenizer.ggml.unknown_token_id"),
+    );
     let add_bos = matches!(g.get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true)));
     // Token types: 3 = control (special), 4 = user-defined (added, not special).
     let added: Vec<Json> = types
@@ -113,12 +127,16 @@ fn write_tokenizer(g: &GgufFile, out: &Path) -> Result<(), ModelError> {
     }
     write_json(&out.join("tokenizer.json"), &tokenizer)?;
     write_json(&out.join("tokenizer_config.json"), &config)?;
-    write_json(&out.join("generation_config.json"), &json!({"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad}))
+    write_json(
+        &out.join("generation_config.json"),
+        &json!({"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad}),
+    )
 }
 
 fn write_json(path: &Path, v: &Json) -> Result<(), ModelError> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(v).expect("JSON")).map_err(|source| ModelError::Io { path: tmp.clone(), source })?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(v).expect("JSON"))
+        .map_err(|source| ModelError::Io { path: tmp.clone(), source })?;
     std::fs::rename(&tmp, path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
 }
 
@@ -130,13 +148,23 @@ pub fn import_gguf(gguf: &Path, out: &Path, dtype: DType) -> Result<(), ModelErr
     let model_type = match arch.as_str() {
         "llama" => "llama",
         "qwen2" => "qwen2",
-        other => return Err(err(&file, "general.architecture", format!("{other:?} is not importable yet (hone imports llama and qwen2 GGUF files)"))),
+        other => {
+            return Err(err(
+                &file,
+                "general.architecture",
+                format!("{other:?} is not importable yet (hone imports llama and qwen2 GGUF files)"),
+            ))
+        }
     };
     if g.info("rope_freqs.weight").is_some() {
         return Err(err(&file, "rope_freqs.weight", "scaled rotary frequencies (Llama 3.1+) are not imported yet"));
     }
     let a = |k: &str| format!("{arch}.{k}");
-    let (hidden, layers, heads) = (meta_u64(&g, &a("embedding_length"))?, meta_u64(&g, &a("block_count"))?, meta_u64(&g, &a("attention.head_count"))?);
+    let (hidden, layers, heads) = (
+        meta_u64(&g, &a("embedding_length"))?,
+        meta_u64(&g, &a("block_count"))?,
+        meta_u64(&g, &a("attention.head_count"))?,
+    );
     let kv_heads = g.get(&a("attention.head_count_kv")).and_then(Value::as_u64).unwrap_or(heads);
     let vocab = strings(&g, "tokenizer.ggml.tokens")?.len();
     let tied = g.info("output.weight").is_none();

@@ -192,14 +192,21 @@ impl GgufFile {
         let mut tensors = Vec::with_capacity(n_tensors);
         for (tname, dims, ggml_type, offset) in infos {
             let bad = |detail: String| TensorError::BadOffsets { file: name.clone(), tensor: tname.clone(), detail };
-            let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
+            let n = dims
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
             let len = match QuantType::from_ggml(ggml_type) {
                 Some(t) => t.bytes_for(n).ok_or_else(|| bad(format!("{n} weights are not whole {t:?} blocks")))?,
                 None => 0, // an unsupported type is reported when the tensor is read
             };
             let start = (offset as usize).checked_add(data_start).ok_or_else(|| bad("offset overflows".into()))?;
             if start.checked_add(len).is_none_or(|end| end > map.len()) {
-                return Err(bad(format!("data {start}..{} is past the end of the file ({} bytes)", start.saturating_add(len), map.len())));
+                return Err(bad(format!(
+                    "data {start}..{} is past the end of the file ({} bytes)",
+                    start.saturating_add(len),
+                    map.len()
+                )));
             }
             tensors.push(TensorInfo { name: tname, dims, ggml_type, start, len });
         }
@@ -221,7 +228,9 @@ impl GgufFile {
     /// A tensor dequantised to f32, in its row-major shape.
     pub fn tensor(&self, name: &str) -> Result<Tensor, TensorError> {
         let file = self.path.display().to_string();
-        let info = self.info(name).ok_or_else(|| TensorError::MissingTensor { file: file.clone(), tensor: name.to_string() })?;
+        let info = self
+            .info(name)
+            .ok_or_else(|| TensorError::MissingTensor { file: file.clone(), tensor: name.to_string() })?;
         let t = QuantType::from_ggml(info.ggml_type).ok_or_else(|| TensorError::UnsupportedDtype {
             file: file.clone(),
             tensor: name.to_string(),
