@@ -14,7 +14,9 @@ use tensor::Tensor;
 /// Reads named tensors and checks their shapes.
 struct Reader {
     dir: PathBuf,
-    weights: Weights,
+    /// `None`: random weights (see [`random`]), for benchmarks.
+    weights: Option<Weights>,
+    seed: std::cell::Cell<u64>,
     /// Prefix found in the file for GPT-2 (`transformer.` or nothing).
     file_prefix: String,
 }
@@ -22,7 +24,20 @@ struct Reader {
 impl Reader {
     fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
         let err = |detail: String| ModelError::Weight { dir: self.dir.clone(), tensor: name.to_string(), detail };
-        let t = self.weights.tensor(name).map_err(|e| err(e.to_string()))?;
+        let Some(weights) = &self.weights else {
+            // transformers' initialisation: N(0, 0.02) weights, norms at 1, biases at 0.
+            let n: usize = shape.iter().product();
+            let v = if name.contains("norm") || name.contains("ln_") {
+                vec![if name.ends_with("bias") { 0.0 } else { 1.0 }; n]
+            } else if name.ends_with("bias") {
+                vec![0.0; n]
+            } else {
+                self.seed.set(self.seed.get() + 1);
+                autograd::gradcheck::pseudo_random(n, self.seed.get()).into_iter().map(|u| u * 0.0346).collect()
+            };
+            return Ok(Tensor::from_vec(v, shape)?);
+        };
+        let t = weights.tensor(name).map_err(|e| err(e.to_string()))?;
         if t.shape() != shape {
             return Err(err(format!("has shape {:?}, the config implies {shape:?}", t.shape())));
         }
@@ -59,16 +74,32 @@ impl Reader {
 }
 
 pub(crate) fn load(dir: &Path, config: Config) -> Result<Model, ModelError> {
-    let weights = Weights::open(dir)?;
-    let file_prefix = if config.arch == Arch::Gpt2 && weights.names().any(|n| n.starts_with("transformer.")) {
-        "transformer."
-    } else {
-        ""
+    build(dir, Some(Weights::open(dir)?), config, 0)
+}
+
+/// A model of `config` with random f32 weights (uniform with the standard
+/// deviation 0.02 of transformers' init; norms 1, biases 0), for benchmarks.
+pub(crate) fn random(config: Config, seed: u64) -> Result<Model, ModelError> {
+    build(Path::new("(random)"), None, config, seed)
+}
+
+fn build(dir: &Path, weights: Option<Weights>, config: Config, seed: u64) -> Result<Model, ModelError> {
+    let file_prefix = match &weights {
+        Some(w) if config.arch == Arch::Gpt2 && w.names().any(|n| n.starts_with("transformer.")) => "transformer.",
+        _ => "",
     };
-    let r = Reader { dir: dir.to_path_buf(), weights, file_prefix: file_prefix.to_string() };
+    let r = Reader {
+        dir: dir.to_path_buf(),
+        weights,
+        seed: std::cell::Cell::new(seed),
+        file_prefix: file_prefix.to_string(),
+    };
     let c = &config;
-    let source_dtype =
-        r.weights.names().next().and_then(|n| r.weights.tensor(n).ok()).map_or(tensor::DType::F32, |t| t.dtype());
+    let source_dtype = r
+        .weights
+        .as_ref()
+        .and_then(|w| w.names().next().and_then(|n| w.tensor(n).ok()))
+        .map_or(tensor::DType::F32, |t| t.dtype());
     let (v, h, i, d) = (c.vocab_size, c.hidden_size, c.intermediate_size, c.head_dim);
     let (hq, hkv) = (c.num_heads, c.num_kv_heads);
     let mut blocks = Vec::with_capacity(c.num_layers);

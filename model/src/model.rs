@@ -49,6 +49,11 @@ impl Model {
         crate::load::load(dir, Config::from_dir(dir)?)
     }
 
+    /// A model of `config` with random weights (transformers' init scale), for benchmarks.
+    pub fn random(config: Config, seed: u64) -> Result<Model, ModelError> {
+        crate::load::random(config, seed)
+    }
+
     /// Logits `(batch, seq, vocab)` for `ids` (`batch · seq` token ids, row-major).
     pub fn forward(&self, ids: &[u32], batch: usize, seq: usize) -> Result<Var, TensorError> {
         self.run(ids, batch, seq, None)

@@ -11,6 +11,7 @@
 //!
 //! Must not: implement math kernels or model layers; it composes `model`.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod export;

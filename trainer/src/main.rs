@@ -38,6 +38,81 @@ enum Command {
     Inspect(InspectArgs),
     /// Convert a llama.cpp GGUF file to a Hugging Face model directory.
     ImportGguf(ImportArgs),
+    /// Time training steps and report tokens/s, MFU and peak memory.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// gpt2-124m, smollm2-135m (random weights), or a model directory.
+    #[arg(long)]
+    arch: String,
+    /// full or lora.
+    #[arg(long, default_value = "full")]
+    mode: String,
+    #[arg(long, default_value_t = 16)]
+    lora_rank: usize,
+    #[arg(long, default_value_t = 32.0)]
+    lora_alpha: f32,
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 128)]
+    seq_len: usize,
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let model = if std::path::Path::new(&a.arch).is_dir() {
+        Model::load(&a.arch)?
+    } else {
+        Model::random(trainer::bench::builtin_config(&a.arch)?, 1)?
+    };
+    let lora = match a.mode.as_str() {
+        "full" => None,
+        "lora" => {
+            let targets = if model.config.arch == model::Arch::Gpt2 {
+                vec!["c_attn", "c_proj", "c_fc"]
+            } else {
+                vec!["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+            };
+            Some(LoraConfig {
+                r: a.lora_rank,
+                alpha: a.lora_alpha,
+                dropout: 0.0,
+                target_modules: targets.into_iter().map(String::from).collect(),
+            })
+        }
+        other => bail!("--mode {other}: use full or lora"),
+    };
+    let r = trainer::bench::run(model, lora, a.batch_size, a.seq_len, a.warmup, a.steps)?;
+    let out = serde_json::json!({
+        "arch": a.arch, "mode": a.mode, "batch_size": a.batch_size, "seq_len": a.seq_len, "threads": rayon::current_num_threads(),
+        "step_s": r.step_seconds_median, "tokens_per_s": r.tokens_per_s, "flops_per_step": r.flops_per_step,
+        "mfu_pct": r.mfu_pct, "peak_rss_mb": r.peak_rss_mb, "first_loss": r.losses.first(), "last_loss": r.losses.last(),
+    });
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{} {} B={} T={}: {:.3} s/step, {:.0} tokens/s, {:.1} GFLOP/step, MFU {:.1}%, peak RSS {:.0} MB",
+            a.arch,
+            a.mode,
+            a.batch_size,
+            a.seq_len,
+            r.step_seconds_median,
+            r.tokens_per_s,
+            r.flops_per_step / 1e9,
+            r.mfu_pct,
+            r.peak_rss_mb
+        );
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -457,7 +532,7 @@ fn main() -> Result<()> {
         Command::Generate(a) => a.model = model_dir(&a.model)?,
         Command::Merge(a) => a.model = model_dir(&a.model)?,
         Command::Inspect(a) => a.model = model_dir(&a.model)?,
-        Command::ImportGguf(_) => {}
+        Command::ImportGguf(_) | Command::Bench(_) => {}
     }
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("setting --threads")?;
@@ -469,5 +544,6 @@ fn main() -> Result<()> {
         Command::Merge(a) => merge(a),
         Command::Inspect(a) => inspect(a),
         Command::ImportGguf(a) => import(a),
+        Command::Bench(a) => bench(a),
     }
 }

@@ -1,0 +1,126 @@
+//! `hone bench`: time whole training steps (forward, backward, AdamW) of a
+//! model, random or real, and report tokens/s, model FLOPs, MFU and peak memory.
+//!
+//! Model FLOPs per step, with `P` the weights that go through a matrix
+//! product (every linear layer and the LM head) and `A` the forward
+//! attention products (`4·L·Hq·D·Σ_t (t+1)` per sequence, causal):
+//! ```text
+//! full fine-tuning   6·P·tokens + 3·A      (forward 2P, backward 2P for inputs + 2P for weights)
+//! LoRA               4·P·tokens + 3·A      (frozen weights need no weight gradient)
+//! ```
+//! MFU is that divided by the step time and the measured FMA peak of the
+//! threads used (`kernels::peak_gflops`).
+
+use crate::optim::{AdamW, AdamWConfig};
+use anyhow::{bail, Result};
+use model::{Config, LoraConfig, Model};
+use serde_json::json;
+use std::path::Path;
+use std::time::Instant;
+
+/// The built-in architectures `--arch` names.
+pub fn builtin_config(arch: &str) -> Result<Config> {
+    let v = match arch {
+        "gpt2-124m" => {
+            json!({"model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12, "n_head": 12})
+        }
+        "smollm2-135m" => {
+            json!({"model_type": "llama", "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
+            "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "max_position_embeddings": 8192,
+            "rope_theta": 100000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": true})
+        }
+        other => bail!("--arch {other}: use gpt2-124m, smollm2-135m or a model directory"),
+    };
+    Ok(Config::from_json(Path::new(arch), &v)?)
+}
+
+/// What one benchmark measured.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub step_seconds_median: f64,
+    pub tokens_per_s: f64,
+    pub flops_per_step: f64,
+    pub mfu_pct: f64,
+    pub peak_rss_mb: f64,
+    pub losses: Vec<f32>,
+}
+
+/// FLOPs of one training step (see the module doc).
+pub fn step_flops(model: &Model, batch: usize, seq: usize, lora: bool) -> f64 {
+    let c = &model.config;
+    let mut p = 0usize;
+    for (name, v) in model.named_vars() {
+        let n: usize = v.shape().iter().product();
+        let is_matrix =
+            v.shape().len() == 2 && !name.contains("embed") && !name.contains(".wte.") && !name.contains(".wpe.");
+        if is_matrix {
+            p += n;
+        }
+    }
+    if c.tie_word_embeddings || model.config.arch == model::Arch::Gpt2 {
+        p += c.vocab_size * c.hidden_size; // the tied LM head is a product too
+    }
+    let tokens = (batch * seq) as f64;
+    let causal: f64 = (0..seq).map(|t| (t + 1) as f64).sum::<f64>() * batch as f64;
+    let attn = 4.0 * c.num_layers as f64 * (c.num_heads * c.head_dim) as f64 * causal;
+    (if lora { 4.0 } else { 6.0 }) * p as f64 * tokens + 3.0 * attn
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `warmup` then `steps` timed training steps of `model` on random tokens.
+pub fn run(
+    mut model: Model,
+    lora: Option<LoraConfig>,
+    batch: usize,
+    seq: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<BenchResult> {
+    crate::memory::keep_resident_memory_flat();
+    let is_lora = lora.is_some();
+    match &lora {
+        Some(l) => {
+            model.add_lora(l, 0)?;
+        }
+        None => model.set_trainable(|_| true),
+    }
+    let flops = step_flops(&model, batch, seq, is_lora);
+    let mut opt = AdamW::new(model.trainable(), AdamWConfig::default());
+    let v = model.config.vocab_size as u64;
+    let ids: Vec<u32> = autograd::gradcheck::pseudo_random(batch * seq, 1)
+        .into_iter()
+        .map(|u| (((u + 1.0) * 0.5 * v as f32) as u64).min(v - 1) as u32)
+        .collect();
+    let labels: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    let mut times = Vec::new();
+    let mut losses = Vec::new();
+    for i in 0..warmup + steps {
+        let t = Instant::now();
+        let loss = model.loss(&ids, &labels, batch, seq)?;
+        losses.push(loss.item()?);
+        loss.backward()?;
+        opt.step(1e-4)?;
+        if i >= warmup {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let peak = kernels::peak_gflops(rayon::current_num_threads());
+    Ok(BenchResult {
+        step_seconds_median: median,
+        tokens_per_s: (batch * seq) as f64 / median,
+        flops_per_step: flops,
+        mfu_pct: 100.0 * flops / median / 1e9 / peak,
+        peak_rss_mb: peak_rss_mb(),
+        losses,
+    })
+}
