@@ -53,7 +53,9 @@ impl Var {
             let Some(gf) = var.0.grad_fn.borrow_mut().take() else { return Err(consumed()) };
             var.0.consumed.set(true);
             let needs: Vec<bool> = gf.parents.iter().map(Var::requires_grad).collect();
+            let timer = crate::profile::backward_timer();
             let grads = (gf.backward)(&grad, &needs)?;
+            crate::profile::backward_done(gf.op, timer);
             for (parent, g) in gf.parents.iter().zip(grads) {
                 let Some(g) = g else { continue };
                 if g.shape() != parent.shape().as_slice() {

@@ -9,6 +9,7 @@
 //! - [`ops`]: one file per differentiable op, forward and backward side by
 //!   side, the derivative in the doc comment.
 //! - [`gradcheck`]: the finite-difference checker every op is tested with.
+//! - [`profile`]: per-op forward/backward times for `hone bench --profile`.
 //!
 //! Must not: know model architectures or file formats, or contain SIMD
 //! intrinsics (the math is in `tensor` and `kernels`).
@@ -16,6 +17,7 @@
 mod backward;
 pub mod gradcheck;
 pub mod ops;
+pub mod profile;
 mod var;
 
 pub use ops::add::add;

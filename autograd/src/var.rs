@@ -89,6 +89,7 @@ impl Var {
     /// The result of an op: records `backward` if any parent needs a
     /// gradient and recording is on, otherwise returns a constant.
     pub(crate) fn from_op(op: &'static str, value: Tensor, parents: &[&Var], backward: BackwardFn) -> Var {
+        crate::profile::forward_done(op);
         let requires_grad = is_grad_enabled() && parents.iter().any(|p| p.requires_grad());
         if !requires_grad {
             return Var::constant(value);

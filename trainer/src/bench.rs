@@ -43,6 +43,8 @@ pub struct BenchResult {
     pub mfu_pct: f64,
     pub peak_rss_mb: f64,
     pub losses: Vec<f32>,
+    /// With profiling: one line per op and pass, per step.
+    pub profile: Vec<String>,
 }
 
 /// FLOPs of one training step (see the module doc).
@@ -83,6 +85,7 @@ pub fn run(
     seq: usize,
     warmup: usize,
     steps: usize,
+    profile: bool,
 ) -> Result<BenchResult> {
     crate::memory::keep_resident_memory_flat();
     let is_lora = lora.is_some();
@@ -102,15 +105,54 @@ pub fn run(
     let labels: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
     let mut times = Vec::new();
     let mut losses = Vec::new();
+    let (mut opt_time, mut gemm0) = (0.0, kernels::gemm::gemm_stats());
     for i in 0..warmup + steps {
+        if profile && i == warmup {
+            autograd::profile::enable();
+            gemm0 = kernels::gemm::gemm_stats();
+        }
         let t = Instant::now();
         let loss = model.loss(&ids, &labels, batch, seq)?;
         losses.push(loss.item()?);
         loss.backward()?;
+        let o = Instant::now();
         opt.step(1e-4)?;
         if i >= warmup {
+            opt_time += o.elapsed().as_secs_f64();
             times.push(t.elapsed().as_secs_f64());
         }
+        autograd::profile::mark();
+    }
+    let mut lines = Vec::new();
+    if profile {
+        let total: f64 = times.iter().sum();
+        let per = |x: f64| x / steps as f64 * 1e3;
+        lines.push(format!("{:<20} {:<9} {:>9} {:>10} {:>7}", "op", "pass", "calls", "ms/step", "share"));
+        for (op, pass, n, t) in autograd::profile::report() {
+            lines.push(format!(
+                "{op:<20} {pass:<9} {:>9} {:>10.1} {:>6.1}%",
+                n / steps as u64,
+                per(t),
+                100.0 * t / total
+            ));
+        }
+        lines.push(format!(
+            "{:<20} {:<9} {:>9} {:>10.1} {:>6.1}%",
+            "adamw",
+            "update",
+            1,
+            per(opt_time),
+            100.0 * opt_time / total
+        ));
+        let g1 = kernels::gemm::gemm_stats();
+        let (calls, flops, secs) = (g1.0 - gemm0.0, g1.1 - gemm0.1, g1.2 - gemm0.2);
+        lines.push(format!(
+            "threaded GEMMs inside the ops: {} calls/step, {:.1} ms/step ({:.1}% of the step) at {:.0} GFLOP/s",
+            calls / steps as u64,
+            per(secs),
+            100.0 * secs / total,
+            flops as f64 / secs / 1e9
+        ));
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
@@ -122,5 +164,6 @@ pub fn run(
         mfu_pct: 100.0 * flops / median / 1e9 / peak,
         peak_rss_mb: peak_rss_mb(),
         losses,
+        profile: lines,
     })
 }

@@ -65,6 +65,9 @@ struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Add a per-op table: forward and backward time of each op kind, the optimizer, the GEMMs.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
@@ -90,7 +93,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         }
         other => bail!("--mode {other}: use full or lora"),
     };
-    let r = trainer::bench::run(model, lora, a.batch_size, a.seq_len, a.warmup, a.steps)?;
+    let r = trainer::bench::run(model, lora, a.batch_size, a.seq_len, a.warmup, a.steps, a.profile)?;
     let out = serde_json::json!({
         "arch": a.arch, "mode": a.mode, "batch_size": a.batch_size, "seq_len": a.seq_len, "threads": rayon::current_num_threads(),
         "step_s": r.step_seconds_median, "tokens_per_s": r.tokens_per_s, "flops_per_step": r.flops_per_step,
@@ -111,6 +114,9 @@ fn bench(a: BenchArgs) -> Result<()> {
             r.mfu_pct,
             r.peak_rss_mb
         );
+    }
+    for line in &r.profile {
+        println!("{line}");
     }
     Ok(())
 }

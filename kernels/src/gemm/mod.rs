@@ -29,7 +29,7 @@ mod pack;
 pub mod plan;
 
 pub use matrix::{MatMut, MatRef};
-pub use plan::{gemm_calls, Blocking, Gemm, Microkernel};
+pub use plan::{gemm_calls, gemm_stats, Blocking, Gemm, Microkernel};
 
 use crate::{Element, KernelError};
 

@@ -154,9 +154,23 @@ impl Microkernel {
 /// a product was skipped (a frozen weight costs no weight-gradient GEMM).
 struct Counters {
     calls: AtomicU64,
+    flops: AtomicU64,
+    /// Wall time inside multi-threaded GEMMs (those run from one caller thread).
+    nanos: AtomicU64,
 }
 
-static COUNTERS: Counters = Counters { calls: AtomicU64::new(0) };
+static COUNTERS: Counters = Counters { calls: AtomicU64::new(0), flops: AtomicU64::new(0), nanos: AtomicU64::new(0) };
+
+/// `(calls, FLOPs, seconds)` of the GEMMs run so far that used the thread
+/// pool (the big products of a training step; per-head products inside
+/// fused attention run single-threaded and are not timed here).
+pub fn gemm_stats() -> (u64, u64, f64) {
+    (
+        COUNTERS.calls.load(Ordering::Relaxed),
+        COUNTERS.flops.load(Ordering::Relaxed),
+        COUNTERS.nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+    )
+}
 
 /// How many GEMMs this process has run (every [`Gemm::run`], any size).
 pub fn gemm_calls() -> u64 {
@@ -248,7 +262,12 @@ impl Gemm {
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
         let plan = driver::Plan { kernel: self.kernel, blocking: self.blocking, threads };
+        let start = self.parallel.then(std::time::Instant::now);
         driver::gemm(&plan, alpha, &a, &b, beta, &mut c);
+        if let Some(t) = start {
+            COUNTERS.flops.fetch_add(flops as u64, Ordering::Relaxed);
+            COUNTERS.nanos.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
