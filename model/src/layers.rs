@@ -177,6 +177,22 @@ pub struct Block {
 }
 
 impl Block {
+    /// The two norms and every linear layer, borrowed at once (for naming
+    /// parameters, attaching adapters, merging).
+    pub fn parts_mut(&mut self) -> (&mut Norm, &mut Norm, Vec<&mut Linear>) {
+        let mut linears = Vec::with_capacity(7);
+        match &mut self.attn.proj {
+            Projections::Fused { c_attn } => linears.push(c_attn),
+            Projections::Split { q, k, v } => linears.extend([q, k, v]),
+        }
+        linears.push(&mut self.attn.o);
+        match &mut self.mlp {
+            Mlp::Gelu { fc, proj } => linears.extend([fc, proj]),
+            Mlp::SwiGlu { gate, up, down } => linears.extend([gate, up, down]),
+        }
+        (&mut self.norm1, &mut self.norm2, linears)
+    }
+
     pub fn forward(
         &self,
         x: &Var,

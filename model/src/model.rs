@@ -8,7 +8,7 @@
 //! [`Model::add_lora`] / [`Model::load_adapter`] wrap linears with LoRA.
 
 use crate::config::Config;
-use crate::layers::{rope_tables, Block, KvCache, Linear, Mlp, Norm, Projections};
+use crate::layers::{rope_tables, Block, KvCache, Linear, Norm};
 use crate::lora::{Lora, LoraConfig};
 use crate::rope::Rope;
 use crate::ModelError;
@@ -235,18 +235,7 @@ impl Model {
     }
 
     pub(crate) fn linears_mut(&mut self) -> Vec<&mut Linear> {
-        let mut out = Vec::new();
-        for b in &mut self.blocks {
-            match &mut b.attn.proj {
-                Projections::Fused { c_attn } => out.push(c_attn),
-                Projections::Split { q, k, v } => out.extend([q, k, v]),
-            }
-            out.push(&mut b.attn.o);
-            match &mut b.mlp {
-                Mlp::Gelu { fc, proj } => out.extend([fc, proj]),
-                Mlp::SwiGlu { gate, up, down } => out.extend([gate, up, down]),
-            }
-        }
+        let mut out: Vec<&mut Linear> = self.blocks.iter_mut().flat_map(|b| b.parts_mut().2).collect();
         out.extend(self.lm_head.as_mut());
         out
     }
@@ -267,17 +256,10 @@ impl Model {
             } else {
                 (format!("model.layers.{l}.input_layernorm"), format!("model.layers.{l}.post_attention_layernorm"))
             };
-            push_norm(&mut out, n1, &mut b.norm1);
-            push_norm(&mut out, n2, &mut b.norm2);
-            match &mut b.attn.proj {
-                Projections::Fused { c_attn } => linears.push(c_attn),
-                Projections::Split { q, k, v } => linears.extend([q, k, v]),
-            }
-            linears.push(&mut b.attn.o);
-            match &mut b.mlp {
-                Mlp::Gelu { fc, proj } => linears.extend([fc, proj]),
-                Mlp::SwiGlu { gate, up, down } => linears.extend([gate, up, down]),
-            }
+            let (norm1, norm2, block_linears) = b.parts_mut();
+            push_norm(&mut out, n1, norm1);
+            push_norm(&mut out, n2, norm2);
+            linears.extend(block_linears);
         }
         let final_name = if gpt2 { "transformer.ln_f" } else { "model.norm" };
         push_norm(&mut out, final_name.into(), &mut self.final_norm);
