@@ -5,7 +5,13 @@ and chat rendering. Usage (from the repository root):
 
     pip install torch transformers gguf
     cargo build --release -p trainer --examples --bin hone
-    python3 scripts/check_gguf_import.py FILE.gguf
+    python3 scripts/check_gguf_import.py FILE.gguf [--reference HF_DIR]
+
+`--reference` compares the logits with transformers loading HF_DIR, the
+model the GGUF was converted from, instead of the GGUF itself: transformers'
+GGUF loader ignores Llama 3.1+'s `rope_freqs` tensor, so for those files it
+is not a reference. (scripts/llama_cpp_convert.py makes GGUF files from the
+test fixtures with llama.cpp's own converter.)
 """
 
 import json
@@ -16,7 +22,7 @@ import tempfile
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 STRINGS = [
     "Hello world",
@@ -36,7 +42,15 @@ def main():
     subprocess.run(["target/release/hone", "import-gguf", gguf, "--out", out, "--dtype", "f32"], check=True)
     subprocess.run(["target/release/examples/dump_logits", out, os.path.join(work, "hone.st")], check=True)
     d, f = os.path.dirname(gguf), os.path.basename(gguf)
-    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    if "--reference" in sys.argv:
+        model = AutoModelForCausalLM.from_pretrained(sys.argv[sys.argv.index("--reference") + 1], dtype=torch.float32)
+    else:
+        config = AutoConfig.from_pretrained(d, gguf_file=f)
+        if config.model_type == "gpt2":
+            # transformers maps gpt2.context_length to n_ctx only; the position table is n_positions.
+            config.n_positions = config.n_ctx
+        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, config=config, dtype=torch.float32)
+    model = model.eval()
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     ids = torch.tensor(PROMPTS[0]).reshape(2, 8)
     with torch.no_grad():

@@ -46,7 +46,7 @@ impl Rope {
     }
 }
 
-fn llama3(f: f32, s: &Llama3Scaling) -> f32 {
+pub(crate) fn llama3(f: f32, s: &Llama3Scaling) -> f32 {
     let old = s.original_max_position_embeddings as f32;
     let (low_wavelen, high_wavelen) = (old / s.low_freq_factor, old / s.high_freq_factor);
     let wavelen = 2.0 * std::f32::consts::PI / f;

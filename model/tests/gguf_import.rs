@@ -109,31 +109,59 @@ fn permute(t: &Tensor, heads: usize) -> Tensor {
         .unwrap()
 }
 
+/// llama.cpp's name for a transformers tensor name.
 fn gguf_name(hf: &str) -> String {
     let fixed = [
         ("model.embed_tokens.weight", "token_embd.weight"),
         ("model.norm.weight", "output_norm.weight"),
         ("lm_head.weight", "output.weight"),
+        ("transformer.wte.weight", "token_embd.weight"),
+        ("transformer.wpe.weight", "position_embd.weight"),
+        ("transformer.ln_f.weight", "output_norm.weight"),
+        ("transformer.ln_f.bias", "output_norm.bias"),
     ];
     if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
         return g.to_string();
     }
-    let rest = hf.strip_prefix("model.layers.").unwrap();
+    let rest = hf.strip_prefix("model.layers.").or_else(|| hf.strip_prefix("transformer.h.")).unwrap();
     let (layer, part) = rest.split_once('.').unwrap();
     let (module, kind) = part.rsplit_once('.').unwrap();
     let g = match module {
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
+        "input_layernorm" | "ln_1" => "attn_norm",
+        "post_attention_layernorm" | "ln_2" => "ffn_norm",
         "self_attn.q_proj" => "attn_q",
         "self_attn.k_proj" => "attn_k",
         "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
+        "self_attn.o_proj" | "attn.c_proj" => "attn_output",
+        "attn.c_attn" => "attn_qkv",
         "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
+        "mlp.up_proj" | "mlp.c_fc" => "ffn_up",
+        "mlp.down_proj" | "mlp.c_proj" => "ffn_down",
         m => panic!("{m}"),
     };
     format!("blk.{layer}.{g}.{kind}")
+}
+
+/// llama.cpp's `rope_freqs` for a Llama 3 `rope_parameters` object, as its
+/// converter computes it (in f64 here).
+fn rope_freqs(p: &Json, theta: f64, head_dim: usize) -> Tensor {
+    let f = |k: &str| p[k].as_f64().unwrap();
+    let (factor, low, high, old) =
+        (f("factor"), f("low_freq_factor"), f("high_freq_factor"), f("original_max_position_embeddings"));
+    let factors: Vec<f32> = (0..head_dim / 2)
+        .map(|i| {
+            let wavelen = 2.0 * std::f64::consts::PI * theta.powf(2.0 * i as f64 / head_dim as f64);
+            if wavelen < old / high {
+                1.0
+            } else if wavelen > old / low {
+                factor as f32
+            } else {
+                let smooth = (old / wavelen - low) / (high - low);
+                (1.0 / ((1.0 - smooth) / factor + smooth)) as f32
+            }
+        })
+        .collect();
+    Tensor::from_vec(factors, &[head_dim / 2]).unwrap()
 }
 
 /// The fixture `name` as llama.cpp would convert it.
@@ -142,17 +170,28 @@ fn to_gguf(name: &str, arch: &str, path: &Path) {
     let config: Json = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let tok: Json = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap()).unwrap();
     let u = |k: &str| config[k].as_u64().unwrap() as u32;
-    let (heads, kv) = (u("num_attention_heads") as usize, u("num_key_value_heads") as usize);
     let st = SafetensorsFile::open(dir.join("model.safetensors")).unwrap();
     let mut tensors = Vec::new();
     for n in st.names() {
         let mut t = st.tensor(n).unwrap();
         if arch == "llama" && n.ends_with("q_proj.weight") {
-            t = permute(&t, heads);
+            t = permute(&t, u("num_attention_heads") as usize);
         } else if arch == "llama" && n.ends_with("k_proj.weight") {
-            t = permute(&t, kv);
+            t = permute(&t, u("num_key_value_heads") as usize);
+        } else if arch == "gpt2" && t.rank() == 2 && n.contains(".h.") {
+            t = t.transpose(0, 1).unwrap().contiguous(); // Conv1D (in, out) -> (out, in)
         }
         tensors.push((gguf_name(n), t));
+    }
+    if arch == "gpt2" {
+        // The converter repeats the tied embedding as the head.
+        let wte = tensors.iter().find(|(n, _)| n == "token_embd.weight").unwrap().1.clone();
+        tensors.push(("output.weight".into(), wte));
+    }
+    let rope = config.get("rope_parameters").cloned().unwrap_or(Json::Null);
+    let theta = rope["rope_theta"].as_f64().or(config["rope_theta"].as_f64()).unwrap_or(10000.0);
+    if rope["rope_type"] == "llama3" {
+        tensors.push(("rope_freqs.weight".into(), rope_freqs(&rope, theta, u("head_dim") as usize)));
     }
     let vocab = tok["model"]["vocab"].as_object().unwrap();
     let mut tokens = vec![String::new(); vocab.len()];
@@ -164,18 +203,30 @@ fn to_gguf(name: &str, arch: &str, path: &Path) {
         .map(|m| format!("{} {}", m[0].as_str().unwrap(), m[1].as_str().unwrap()))
         .collect();
     let types = (0..tokens.len() as u32).map(|i| if i < 3 { 3 } else { 1 }).collect();
-    let theta = config["rope_parameters"]["rope_theta"].as_f64().or(config["rope_theta"].as_f64()).unwrap() as f32;
-    let a = |k: &str| format!("{arch}.{k}");
-    let meta = vec![
+    let a = |k: &str| -> &'static str { format!("{arch}.{k}").leak() };
+    let mut meta = if arch == "gpt2" {
+        vec![
+            (a("block_count"), Meta::U32(u("n_layer"))),
+            (a("context_length"), Meta::U32(u("n_positions"))),
+            (a("embedding_length"), Meta::U32(u("n_embd"))),
+            (a("feed_forward_length"), Meta::U32(4 * u("n_embd"))),
+            (a("attention.head_count"), Meta::U32(u("n_head"))),
+            (a("attention.layer_norm_epsilon"), Meta::F32(config["layer_norm_epsilon"].as_f64().unwrap() as f32)),
+        ]
+    } else {
+        vec![
+            (a("block_count"), Meta::U32(u("num_hidden_layers"))),
+            (a("context_length"), Meta::U32(u("max_position_embeddings"))),
+            (a("embedding_length"), Meta::U32(u("hidden_size"))),
+            (a("feed_forward_length"), Meta::U32(u("intermediate_size"))),
+            (a("attention.head_count"), Meta::U32(u("num_attention_heads"))),
+            (a("attention.head_count_kv"), Meta::U32(u("num_key_value_heads"))),
+            (a("rope.freq_base"), Meta::F32(theta as f32)),
+            (a("attention.layer_norm_rms_epsilon"), Meta::F32(config["rms_norm_eps"].as_f64().unwrap() as f32)),
+        ]
+    };
+    meta.extend([
         ("general.architecture", Meta::Str(arch.into())),
-        (a("block_count").leak() as &str, Meta::U32(u("num_hidden_layers"))),
-        (a("context_length").leak(), Meta::U32(u("max_position_embeddings"))),
-        (a("embedding_length").leak(), Meta::U32(u("hidden_size"))),
-        (a("feed_forward_length").leak(), Meta::U32(u("intermediate_size"))),
-        (a("attention.head_count").leak(), Meta::U32(heads as u32)),
-        (a("attention.head_count_kv").leak(), Meta::U32(kv as u32)),
-        (a("rope.freq_base").leak(), Meta::F32(theta)),
-        (a("attention.layer_norm_rms_epsilon").leak(), Meta::F32(config["rms_norm_eps"].as_f64().unwrap() as f32)),
         ("tokenizer.ggml.model", Meta::Str("gpt2".into())),
         ("tokenizer.ggml.pre", Meta::Str("gpt2".into())),
         ("tokenizer.ggml.tokens", Meta::Strs(tokens)),
@@ -184,9 +235,9 @@ fn to_gguf(name: &str, arch: &str, path: &Path) {
         ("tokenizer.ggml.bos_token_id", Meta::U32(0)),
         ("tokenizer.ggml.eos_token_id", Meta::U32(2)),
         ("tokenizer.ggml.padding_token_id", Meta::U32(0)),
-        ("tokenizer.ggml.add_bos_token", Meta::Bool(true)),
+        ("tokenizer.ggml.add_bos_token", Meta::Bool(true)), // all fixtures start with BOS
         ("tokenizer.chat_template", Meta::Str(std::fs::read_to_string(dir.join("chat_template.jinja")).unwrap())),
-    ];
+    ]);
     write_gguf(path, &meta, &tensors);
 }
 
@@ -215,26 +266,40 @@ fn qwen2_round_trips_through_gguf() {
 }
 
 #[test]
-fn llama_rotary_permutation_is_undone() {
-    // The llama fixture without its Llama-3 rope scaling (GGUF carries that as a
-    // rope_freqs tensor, which the importer refuses for now).
+fn llama_rotary_permutation_and_scaling_are_undone() {
+    // The fixture has Llama 3 rotary scaling: the GGUF carries it as rope_freqs.
     let d = temp("llama");
-    let plain = d.join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
-    for f in std::fs::read_dir(fixture("llama")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, plain.join(f.file_name().unwrap())).unwrap();
-    }
-    let mut config: Json = serde_json::from_str(&std::fs::read_to_string(plain.join("config.json")).unwrap()).unwrap();
-    config["rope_parameters"] = serde_json::json!({"rope_type": "default", "rope_theta": 10000.0});
-    std::fs::write(plain.join("config.json"), config.to_string()).unwrap();
     to_gguf("llama", "llama", &d.join("m.gguf"));
     import_gguf(&d.join("m.gguf"), &d.join("out"), DType::F32).unwrap();
-    assert_eq!(logits(&Model::load(d.join("out")).unwrap()), logits(&Model::load(&plain).unwrap()));
-    check_tokenizer(&d.join("out"), &plain);
+    let config = model::Config::from_dir(&d.join("out")).unwrap();
+    let original = model::Config::from_dir(&fixture("llama")).unwrap();
+    assert_eq!(config.rope_scaling.map(|s| s.original_max_position_embeddings), Some(16));
+    let (a, b) = (logits(&Model::load(d.join("out")).unwrap()), logits(&Model::load(fixture("llama")).unwrap()));
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "max logit difference {diff} ({:?} vs {:?})", config.rope_scaling, original.rope_scaling);
+    // Without the scaling the logits differ: the test can see the rope_freqs path.
+    let mut plain = config.clone();
+    plain.rope_scaling = None;
+    assert_ne!(
+        model::rope::Rope::new(&plain).tables(0, 8).unwrap().0.to_f32_vec(),
+        model::rope::Rope::new(&config).tables(0, 8).unwrap().0.to_f32_vec()
+    );
+    check_tokenizer(&d.join("out"), &fixture("llama"));
     // bf16 import stores bf16.
     import_gguf(&d.join("m.gguf"), &d.join("bf16"), DType::BF16).unwrap();
     assert!(Model::load(d.join("bf16")).unwrap().named_vars().iter().all(|(_, v)| v.value().dtype() == DType::BF16));
+}
+
+#[test]
+fn gpt2_conv1d_and_fused_qkv_round_trip() {
+    let d = temp("gpt2");
+    to_gguf("gpt2", "gpt2", &d.join("m.gguf"));
+    import_gguf(&d.join("m.gguf"), &d.join("out"), DType::F32).unwrap();
+    let config = model::Config::from_dir(&d.join("out")).unwrap();
+    assert!(config.tie_word_embeddings, "the repeated head is recognised as tied");
+    let (imported, original) = (Model::load(d.join("out")).unwrap(), Model::load(fixture("gpt2")).unwrap());
+    assert_eq!(logits(&imported), logits(&original));
+    check_tokenizer(&d.join("out"), &fixture("gpt2"));
 }
 
 #[test]
