@@ -7,6 +7,7 @@
 //! - [`train`]: the loop with gradient accumulation, evaluation, logging and
 //!   Ctrl-C; [`checkpoint`]: atomic checkpoints and exact resume.
 //! - [`export`]: Hugging Face model directories and PEFT adapters.
+//! - [`hub`]: `--model owner/name` fetched from the Hugging Face hub into its cache.
 //! - the `hone` binary (`src/main.rs`).
 //!
 //! Must not: implement math kernels or model layers; it composes `model`.
@@ -15,6 +16,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod export;
+pub mod hub;
 pub mod inspect;
 pub mod lock;
 pub mod memory;

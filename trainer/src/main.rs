@@ -511,8 +511,12 @@ fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 /// `--model` may name a .gguf file: it is imported once into the cache
-/// (`$HONE_CACHE`, else `~/.cache/hone/gguf`) and the directory used.
+/// (`$HONE_CACHE`, else `~/.cache/hone/gguf`) and the directory used; or a
+/// Hugging Face hub id (`owner/name[@revision]`), fetched into the hub cache.
 fn model_dir(path: &std::path::Path) -> Result<PathBuf> {
+    if let Some(id) = path.to_str().filter(|s| trainer::hub::is_hub_id(s)) {
+        return trainer::hub::fetch(id);
+    }
     let cache = std::env::var_os("HONE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
         std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/hone")
     });
