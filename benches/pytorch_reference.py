@@ -40,6 +40,8 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16)")
+    p.add_argument("--prompt-fraction", type=float, default=0.0,
+                   help="labels of this leading fraction of each row are -100, as a chat prompt's are")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -54,11 +56,13 @@ def main():
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     vocab = model.config.vocab_size
     ids = torch.randint(0, vocab, (a.batch_size, a.seq_len))
+    labels = ids.clone()
+    labels[:, :round(a.prompt_fraction * a.seq_len)] = -100
     times, losses = [], []
     for i in range(a.warmup + a.steps):
         t = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -68,7 +72,7 @@ def main():
     step = statistics.median(times)
     print(json.dumps({
         "impl": "pytorch" + ("-bf16-autocast" if a.bf16 else ""), "arch": a.arch, "mode": a.mode,
-        "batch_size": a.batch_size, "seq_len": a.seq_len, "threads": a.threads, "step_s": step,
+        "batch_size": a.batch_size, "seq_len": a.seq_len, "threads": a.threads, "prompt_fraction": a.prompt_fraction, "step_s": step,
         "tokens_per_s": a.batch_size * a.seq_len / step,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "first_loss": losses[0], "last_loss": losses[-1], "torch": torch.__version__,

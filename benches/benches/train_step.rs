@@ -32,7 +32,7 @@ fn train_step(c: &mut Criterion) {
                         .to_vec(),
                 });
                 let m = model::Model::random(config(), 1).unwrap();
-                let r = trainer::bench::run(m, lora, 4, 128, 1, iters as usize, false).unwrap();
+                let r = trainer::bench::run(m, lora, &trainer::bench::BenchJob::new(4, 128, iters as usize)).unwrap();
                 Duration::from_secs_f64(r.step_seconds_median * iters as f64)
             })
         });

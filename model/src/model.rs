@@ -65,8 +65,22 @@ impl Model {
         if labels.len() != batch * seq {
             return Err(TensorError::shape("loss", format!("{} labels for {batch}x{seq} tokens", labels.len())));
         }
-        let logits = self.forward(ids, batch, seq)?;
-        cross_entropy(&logits, &shift_labels(labels, seq))
+        let targets = shift_labels(labels, seq);
+        // Positions whose target is ignored (prompt tokens, padding, each row's
+        // last position) need no logits: only the counted rows go through the
+        // LM head, the largest matmul of a small model. The loss and every
+        // gradient are the same; the ignored rows get a zero gradient.
+        let counted: Vec<u32> = (0..targets.len() as u32).filter(|&i| targets[i as usize] != IGNORE_INDEX).collect();
+        let hidden = self.hidden(ids, batch, seq, None)?; // (B, T, C)
+        if counted.is_empty() || counted.len() == targets.len() {
+            return cross_entropy(&self.head(&hidden)?, &targets);
+        }
+        let flat = reshape(&hidden, &[batch * seq, self.config.hidden_size])?; // (B·T, C)
+                                                                               // Picking rows is an embedding lookup into the hidden states: the
+                                                                               // backward scatters each row's gradient back to its position.
+        let picked = embedding(&flat, &counted)?; // (R, C)
+        let kept: Vec<i64> = counted.iter().map(|&i| targets[i as usize]).collect();
+        cross_entropy(&self.head(&picked)?, &kept)
     }
 
     /// Logits `(T, vocab)` of `ids` continuing the sequence in `cache`
@@ -76,7 +90,26 @@ impl Model {
         logits.value().reshape(&[ids.len(), self.config.vocab_size])
     }
 
-    fn run(&self, ids: &[u32], batch: usize, seq: usize, mut cache: Option<&mut KvCache>) -> Result<Var, TensorError> {
+    fn run(&self, ids: &[u32], batch: usize, seq: usize, cache: Option<&mut KvCache>) -> Result<Var, TensorError> {
+        self.head(&self.hidden(ids, batch, seq, cache)?)
+    }
+
+    /// Logits `(.., vocab)` of final hidden states `(.., C)`.
+    fn head(&self, x: &Var) -> Result<Var, TensorError> {
+        match &self.lm_head {
+            Some(head) => head.forward(x, self.dropout_seed.get().wrapping_mul(1 << 20)),
+            None => linear(x, &self.embed, None), // tied: logits = x · Eᵀ
+        }
+    }
+
+    /// The final hidden states `(B, T, C)`, after the last norm.
+    fn hidden(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        seq: usize,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Var, TensorError> {
         let c = &self.config;
         if ids.len() != batch * seq || seq == 0 {
             return Err(TensorError::shape("forward", format!("{} ids for {batch}x{seq} tokens", ids.len())));
@@ -105,11 +138,7 @@ impl Model {
         if let Some(k) = cache {
             k.len += seq;
         }
-        let x = self.final_norm.forward(&x)?;
-        match &self.lm_head {
-            Some(head) => head.forward(&x, seed),
-            None => linear(&x, &self.embed, None), // tied: logits = x · Eᵀ
-        }
+        self.final_norm.forward(&x)
     }
 
     /// Sets the seed of the next forward's dropout masks (LoRA dropout).

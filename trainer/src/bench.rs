@@ -10,9 +10,15 @@
 //! ```
 //! MFU is that divided by the step time and the measured FMA peak of the
 //! threads used (`kernels::peak_gflops`).
+//!
+//! `prompt_fraction` ignores the first part of every row's labels, as a chat
+//! prompt is: hone runs the LM head on counted positions only, so the head's
+//! share of `P·tokens` counts only those (the FLOPs done, not the FLOPs a
+//! full-logits implementation would do).
 
 use crate::optim::{AdamW, AdamWConfig};
 use anyhow::{bail, Result};
+use autograd::IGNORE_INDEX;
 use model::{Config, LoraConfig, Model};
 use serde_json::json;
 use std::path::Path;
@@ -47,8 +53,34 @@ pub struct BenchResult {
     pub profile: Vec<String>,
 }
 
-/// FLOPs of one training step (see the module doc).
-pub fn step_flops(model: &Model, batch: usize, seq: usize, lora: bool) -> f64 {
+/// One benchmark's shape and settings.
+#[derive(Clone, Debug)]
+pub struct BenchJob {
+    pub batch: usize,
+    pub seq: usize,
+    pub warmup: usize,
+    pub steps: usize,
+    /// Per-op table in [`BenchResult::profile`].
+    pub profile: bool,
+    /// The leading fraction of each row whose labels are ignored (a prompt).
+    pub prompt_fraction: f64,
+}
+
+impl BenchJob {
+    /// `steps` timed steps of B×T after one warm-up step, nothing masked.
+    pub fn new(batch: usize, seq: usize, steps: usize) -> BenchJob {
+        BenchJob { batch, seq, warmup: 1, steps, profile: false, prompt_fraction: 0.0 }
+    }
+
+    /// Labels of `ids` with each row's first `prompt_fraction` ignored.
+    fn labels(&self, ids: &[u32]) -> Vec<i64> {
+        let prompt = (self.prompt_fraction * self.seq as f64).round() as usize;
+        ids.iter().enumerate().map(|(i, &id)| if i % self.seq < prompt { IGNORE_INDEX } else { id as i64 }).collect()
+    }
+}
+
+/// FLOPs of one training step (see the module doc), the LM head on `counted` positions.
+pub fn step_flops(model: &Model, batch: usize, seq: usize, lora: bool, counted: usize) -> f64 {
     let c = &model.config;
     let mut p = 0usize;
     for (name, v) in model.named_vars() {
@@ -63,9 +95,20 @@ pub fn step_flops(model: &Model, batch: usize, seq: usize, lora: bool) -> f64 {
         p += c.vocab_size * c.hidden_size; // the tied LM head is a product too
     }
     let tokens = (batch * seq) as f64;
+    let head = (c.vocab_size * c.hidden_size) as f64;
+    let head_trains = !lora && (c.tie_word_embeddings || model.named_vars().iter().any(|(n, _)| n == "lm_head.weight"));
+    let skipped = (if head_trains { 6.0 } else { 4.0 }) * head * (tokens - counted as f64);
     let causal: f64 = (0..seq).map(|t| (t + 1) as f64).sum::<f64>() * batch as f64;
     let attn = 4.0 * c.num_layers as f64 * (c.num_heads * c.head_dim) as f64 * causal;
-    (if lora { 4.0 } else { 6.0 }) * p as f64 * tokens + 3.0 * attn
+    (if lora { 4.0 } else { 6.0 }) * p as f64 * tokens + 3.0 * attn - skipped
+}
+
+fn random_ids(n: usize, vocab: usize) -> Vec<u32> {
+    let v = vocab as u64;
+    autograd::gradcheck::pseudo_random(n, 1)
+        .into_iter()
+        .map(|u| (((u + 1.0) * 0.5 * v as f32) as u64).min(v - 1) as u32)
+        .collect()
 }
 
 fn peak_rss_mb() -> f64 {
@@ -78,15 +121,8 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// Runs `warmup` then `steps` timed training steps of `model` on random tokens.
-pub fn run(
-    mut model: Model,
-    lora: Option<LoraConfig>,
-    batch: usize,
-    seq: usize,
-    warmup: usize,
-    steps: usize,
-    profile: bool,
-) -> Result<BenchResult> {
+pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result<BenchResult> {
+    let BenchJob { batch, seq, warmup, steps, profile, .. } = *job;
     crate::memory::keep_resident_memory_flat();
     let is_lora = lora.is_some();
     match &lora {
@@ -95,14 +131,12 @@ pub fn run(
         }
         None => model.set_trainable(|_| true),
     }
-    let flops = step_flops(&model, batch, seq, is_lora);
+    let ids: Vec<u32> = random_ids(batch * seq, model.config.vocab_size);
+    let labels = job.labels(&ids);
+    // Position t predicts label t + 1: the counted positions are the shifted labels that are kept.
+    let counted = model::shift_labels(&labels, seq).iter().filter(|&&l| l != IGNORE_INDEX).count();
+    let flops = step_flops(&model, batch, seq, is_lora, counted);
     let mut opt = AdamW::new(model.trainable(), AdamWConfig::default());
-    let v = model.config.vocab_size as u64;
-    let ids: Vec<u32> = autograd::gradcheck::pseudo_random(batch * seq, 1)
-        .into_iter()
-        .map(|u| (((u + 1.0) * 0.5 * v as f32) as u64).min(v - 1) as u32)
-        .collect();
-    let labels: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
     let mut times = Vec::new();
     let mut losses = Vec::new();
     let (mut opt_time, mut gemm0) = (0.0, kernels::gemm::gemm_stats());

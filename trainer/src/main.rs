@@ -68,6 +68,9 @@ struct BenchArgs {
     /// Add a per-op table: forward and backward time of each op kind, the optimizer, the GEMMs.
     #[arg(long)]
     profile: bool,
+    /// Ignore the labels of this leading fraction of every row, as a chat prompt's are.
+    #[arg(long, default_value_t = 0.0)]
+    prompt_fraction: f64,
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
@@ -93,11 +96,22 @@ fn bench(a: BenchArgs) -> Result<()> {
         }
         other => bail!("--mode {other}: use full or lora"),
     };
-    let r = trainer::bench::run(model, lora, a.batch_size, a.seq_len, a.warmup, a.steps, a.profile)?;
+    if !(0.0..1.0).contains(&a.prompt_fraction) {
+        bail!("--prompt-fraction {}: give a fraction in [0, 1)", a.prompt_fraction);
+    }
+    let job = trainer::bench::BenchJob {
+        batch: a.batch_size,
+        seq: a.seq_len,
+        warmup: a.warmup,
+        steps: a.steps,
+        profile: a.profile,
+        prompt_fraction: a.prompt_fraction,
+    };
+    let r = trainer::bench::run(model, lora, &job)?;
     let out = serde_json::json!({
         "arch": a.arch, "mode": a.mode, "batch_size": a.batch_size, "seq_len": a.seq_len, "threads": rayon::current_num_threads(),
         "step_s": r.step_seconds_median, "tokens_per_s": r.tokens_per_s, "flops_per_step": r.flops_per_step,
-        "mfu_pct": r.mfu_pct, "peak_rss_mb": r.peak_rss_mb, "first_loss": r.losses.first(), "last_loss": r.losses.last(),
+        "mfu_pct": r.mfu_pct, "prompt_fraction": a.prompt_fraction, "peak_rss_mb": r.peak_rss_mb, "first_loss": r.losses.first(), "last_loss": r.losses.last(),
     });
     if a.json {
         println!("{out}");
