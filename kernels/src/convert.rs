@@ -13,6 +13,11 @@ pub trait Element: Copy + Send + Sync + 'static {
     const DTYPE: &'static str;
     /// The exact f32 value of `self`.
     fn to_f32(self) -> f32;
+    /// `self` rounded to bf16 (nearest, ties to even), as bits; exact for bf16.
+    #[inline(always)]
+    fn to_bf16_bits(self) -> u16 {
+        f32_to_bf16(self.to_f32())
+    }
 }
 
 impl Element for f32 {
@@ -28,6 +33,10 @@ impl Element for half::bf16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         bf16_to_f32(self.to_bits())
+    }
+    #[inline(always)]
+    fn to_bf16_bits(self) -> u16 {
+        self.to_bits()
     }
 }
 

@@ -63,14 +63,19 @@ fn run_probe(isa: Isa, iters: usize) -> f32 {
     }
 }
 
-/// GFLOP/s one thread reaches with `isa`'s FMAs, best of three runs of about
-/// [`PROBE_TIME`] each.
+/// GFLOP/s one thread reaches with `isa`'s FMAs (see [`measure`]).
 fn probe_gflops(isa: Isa) -> f64 {
+    measure(|iters| run_probe(isa, iters), CHAINS * lanes(isa) * 2)
+}
+
+/// GFLOP/s of `run(iters)`, which does `flops_per_iter` per iteration: best
+/// of three runs of about [`PROBE_TIME`] each.
+fn measure(run: impl Fn(usize) -> f32, flops_per_iter: usize) -> f64 {
     // Calibrate: find an iteration count that takes about PROBE_TIME.
     let mut iters = 1 << 14;
     loop {
         let t = Instant::now();
-        black_box(run_probe(isa, iters));
+        black_box(run(iters));
         let dt = t.elapsed();
         if dt >= PROBE_TIME / 8 || iters >= 1 << 30 {
             iters = ((iters as f64) * PROBE_TIME.as_secs_f64() / dt.as_secs_f64().max(1e-9)) as usize;
@@ -78,11 +83,11 @@ fn probe_gflops(isa: Isa) -> f64 {
         }
         iters *= 4;
     }
-    let flops = (iters * CHAINS * lanes(isa) * 2) as f64;
+    let flops = (iters * flops_per_iter) as f64;
     (0..3)
         .map(|_| {
             let t = Instant::now();
-            black_box(run_probe(isa, iters));
+            black_box(run(iters));
             flops / t.elapsed().as_secs_f64() / 1e9
         })
         .fold(0.0, f64::max)
@@ -108,6 +113,35 @@ pub fn peak_gflops(threads: usize) -> f64 {
         let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || probe_gflops(isa))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
     })
+}
+
+/// Measured peak of the bf16 kernel hone uses
+/// ([`crate::gemm::Microkernel::bf16_selected`]) on `threads` cores at once,
+/// in GFLOP/s: AMX tile products (`TDPBF16PS`) or `VDPBF16PS`, a
+/// multiply-add counted as 2 FLOPs. `None` where bf16 products round while
+/// packing and run at the FP32 FMA peak. The "100%" of `--precision bf16`.
+pub fn peak_bf16_gflops(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let kernel = crate::gemm::Microkernel::bf16_selected().ok().flatten()?;
+        let run: fn(usize) -> f32 =
+            if kernel.name == "amx-bf16" { isa::amx::tile_probe } else { isa::avx512_bf16::dpbf16_probe };
+        let flops = if kernel.name == "amx-bf16" {
+            isa::amx::PROBE_FLOPS_PER_ITER
+        } else {
+            isa::avx512_bf16::PROBE_FLOPS_PER_ITER
+        };
+        let one = move || measure(run, flops);
+        Some(std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(one)).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+        }))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        None
+    }
 }
 
 #[cfg(test)]

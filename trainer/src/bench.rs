@@ -9,7 +9,9 @@
 //! LoRA               4·P·tokens + 3·A      (frozen weights need no weight gradient)
 //! ```
 //! MFU is that divided by the step time and the measured FMA peak of the
-//! threads used (`kernels::peak_gflops`).
+//! threads used (`kernels::peak_gflops`). With `--precision bf16` the same
+//! figure is kept (the FP32 peak, so it compares with f32 runs), and
+//! `bf16_peak_pct` gives the share of the bf16 kernel's own measured peak.
 //!
 //! `prompt_fraction` ignores the first part of every row's labels, as a chat
 //! prompt is: hone runs the LM head on counted positions only, so the head's
@@ -19,6 +21,7 @@
 use crate::optim::{AdamW, AdamWConfig};
 use anyhow::{bail, Result};
 use autograd::IGNORE_INDEX;
+use kernels::gemm::Precision;
 use model::{Config, LoraConfig, Model};
 use serde_json::json;
 use std::path::Path;
@@ -48,6 +51,10 @@ pub struct BenchResult {
     pub flops_per_step: f64,
     pub mfu_pct: f64,
     pub peak_rss_mb: f64,
+    /// With bf16 precision: the kernel used (`None`: rounding while packing)
+    /// and the model FLOPs rate as a share of that kernel's measured peak.
+    pub bf16_kernel: Option<&'static str>,
+    pub bf16_peak_pct: Option<f64>,
     pub losses: Vec<f32>,
     /// With profiling: one line per op and pass, per step.
     pub profile: Vec<String>,
@@ -64,12 +71,14 @@ pub struct BenchJob {
     pub profile: bool,
     /// The leading fraction of each row whose labels are ignored (a prompt).
     pub prompt_fraction: f64,
+    /// Matmul precision of the run.
+    pub precision: Precision,
 }
 
 impl BenchJob {
     /// `steps` timed steps of B×T after one warm-up step, nothing masked.
     pub fn new(batch: usize, seq: usize, steps: usize) -> BenchJob {
-        BenchJob { batch, seq, warmup: 1, steps, profile: false, prompt_fraction: 0.0 }
+        BenchJob { batch, seq, warmup: 1, steps, profile: false, prompt_fraction: 0.0, precision: Precision::F32 }
     }
 
     /// Labels of `ids` with each row's first `prompt_fraction` ignored.
@@ -124,6 +133,7 @@ fn peak_rss_mb() -> f64 {
 pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result<BenchResult> {
     let BenchJob { batch, seq, warmup, steps, profile, .. } = *job;
     crate::memory::keep_resident_memory_flat();
+    kernels::gemm::set_matmul_precision(job.precision);
     let is_lora = lora.is_some();
     match &lora {
         Some(l) => {
@@ -190,13 +200,20 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    let peak = kernels::peak_gflops(rayon::current_num_threads());
+    let threads = rayon::current_num_threads();
+    let peak = kernels::peak_gflops(threads);
+    let bf16 = job.precision == Precision::Bf16;
+    let bf16_kernel =
+        bf16.then(|| kernels::gemm::Microkernel::bf16_selected().ok().flatten().map(|k| k.name)).flatten();
+    let bf16_peak = if bf16 { kernels::peak_bf16_gflops(threads) } else { None };
     Ok(BenchResult {
         step_seconds_median: median,
         tokens_per_s: (batch * seq) as f64 / median,
         flops_per_step: flops,
         mfu_pct: 100.0 * flops / median / 1e9 / peak,
         peak_rss_mb: peak_rss_mb(),
+        bf16_kernel,
+        bf16_peak_pct: bf16_peak.map(|p| 100.0 * flops / median / 1e9 / p),
         losses,
         profile: lines,
     })

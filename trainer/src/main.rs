@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use kernels::gemm::Precision;
 use model::generate::{generate, Sampling};
 use model::tokenizer::{Message, Tokenizer};
 use model::{LoraConfig, Model};
@@ -71,6 +72,9 @@ struct BenchArgs {
     /// Ignore the labels of this leading fraction of every row, as a chat prompt's are.
     #[arg(long, default_value_t = 0.0)]
     prompt_fraction: f64,
+    /// Matmul precision: f32 or bf16 (see `hone finetune --help`).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
@@ -106,12 +110,14 @@ fn bench(a: BenchArgs) -> Result<()> {
         steps: a.steps,
         profile: a.profile,
         prompt_fraction: a.prompt_fraction,
+        precision: a.precision,
     };
     let r = trainer::bench::run(model, lora, &job)?;
     let out = serde_json::json!({
         "arch": a.arch, "mode": a.mode, "batch_size": a.batch_size, "seq_len": a.seq_len, "threads": rayon::current_num_threads(),
         "step_s": r.step_seconds_median, "tokens_per_s": r.tokens_per_s, "flops_per_step": r.flops_per_step,
-        "mfu_pct": r.mfu_pct, "prompt_fraction": a.prompt_fraction, "peak_rss_mb": r.peak_rss_mb, "first_loss": r.losses.first(), "last_loss": r.losses.last(),
+        "mfu_pct": r.mfu_pct, "prompt_fraction": a.prompt_fraction, "precision": a.precision.name(),
+        "bf16_kernel": r.bf16_kernel, "bf16_peak_pct": r.bf16_peak_pct, "peak_rss_mb": r.peak_rss_mb, "first_loss": r.losses.first(), "last_loss": r.losses.last(),
     });
     if a.json {
         println!("{out}");
@@ -248,6 +254,15 @@ struct FinetuneArgs {
     /// With LoRA, also write the model with the adapter folded in (OUT/merged).
     #[arg(long)]
     merge: bool,
+    /// Matmul precision: f32, or bf16 (operands rounded to bf16, f32
+    /// accumulation, f32 master weights and optimizer state; AMX or
+    /// AVX512_BF16 where the CPU has them).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::from_name(s).ok_or_else(|| format!("{s:?}: use f32 or bf16"))
 }
 
 #[derive(Args)]
@@ -375,6 +390,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         progress: !a.quiet,
         samples: a.samples,
         merge: a.merge,
+        precision: a.precision,
         on_step: None,
     };
     let stop = Arc::new(AtomicBool::new(false));

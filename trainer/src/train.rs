@@ -20,6 +20,7 @@ use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::schedule::{Schedule, ScheduleKind};
 use anyhow::{bail, Context, Result};
 use autograd::{no_grad, scale};
+use kernels::gemm::Precision;
 use model::{shift_labels, LoraConfig, Model};
 use serde_json::json;
 use std::io::Write;
@@ -68,6 +69,9 @@ pub struct TrainConfig {
     pub samples: usize,
     /// With LoRA, also write the model with the adapter folded in (`OUT/merged`).
     pub merge: bool,
+    /// Matmul precision (`kernels::gemm::precision`); weights, gradients and
+    /// optimizer state are f32 either way.
+    pub precision: Precision,
     /// Called after every optimizer step with its number (tests watch memory with it).
     pub on_step: Option<fn(u64)>,
 }
@@ -111,6 +115,7 @@ impl TrainConfig {
             progress: false,
             samples: 0,
             merge: false,
+            precision: Precision::F32,
             on_step: None,
         }
     }
@@ -235,6 +240,7 @@ pub fn train(c: &TrainConfig, stop: &AtomicBool) -> Result<Summary> {
         bail!("--batch-size, --seq-len and --grad-accum must be at least 1");
     }
     crate::memory::keep_resident_memory_flat();
+    kernels::gemm::set_matmul_precision(c.precision);
     let _lock = crate::lock::RunLock::acquire(&c.out)?;
     checkpoint::remove_partial(&c.out)?;
     let tok = model::tokenizer::Tokenizer::from_dir(&c.model)?;

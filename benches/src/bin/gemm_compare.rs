@@ -2,16 +2,18 @@
 //! with rayon's default thread count and with one thread, in GFLOP/s and %
 //! of this machine's measured FMA peak. Runs in well under a minute.
 //!
-//! `cargo run --release -p benches --bin gemm-compare [-- --blocking MC,KC,NC]`
+//! `cargo run --release -p benches --bin gemm-compare [-- --blocking MC,KC,NC] [--bf16]`
 //!
-//! `--blocking` overrides the kernel's cache blocking, for tuning.
+//! `--blocking` overrides the kernel's cache blocking, for tuning. `--bf16`
+//! times hone's bf16-precision products (`VDPBF16PS` where the CPU has it)
+//! against the same f32 reference, and reports % of the measured bf16 peak.
 //!
 //! Timings alternate hone and reference call by call, so drift (turbo,
 //! a noisy neighbour) hits both alike; each figure is a median.
 
 use benches::{median, time, Operands, ISSUE_SHAPES};
-use kernels::gemm::Gemm;
-use kernels::{peak_gflops, peak_gflops_per_core};
+use kernels::gemm::{Gemm, Precision};
+use kernels::{peak_bf16_gflops, peak_gflops, peak_gflops_per_core};
 
 /// Shapes of at least this many FLOPs count as "large" for the peak target.
 const LARGE_FLOPS: f64 = 1e9;
@@ -34,9 +36,18 @@ fn main() {
         b.kc,
         b.nc
     );
-    let peaks = [(default_threads, peak_gflops(default_threads)), (1, peak_gflops_per_core())];
+    let bf16 = gemm.precision() == Precision::Bf16;
+    let peak = |t: usize| match (bf16, peak_bf16_gflops(t)) {
+        (true, Some(p)) => p,
+        _ if t == 1 => peak_gflops_per_core(),
+        _ => peak_gflops(t),
+    };
+    if bf16 {
+        println!("precision bf16: kernel {}", gemm.bf16_kernel().map_or("round while packing", |k| k.name));
+    }
+    let peaks = [(default_threads, peak(default_threads)), (1, peak(1))];
     for (t, p) in peaks {
-        println!("measured FMA peak, {t} thread(s): {p:.1} GFLOP/s");
+        println!("measured {} peak, {t} thread(s): {p:.1} GFLOP/s", if bf16 { "bf16 dot" } else { "FMA" });
     }
     println!();
     println!(
@@ -86,21 +97,25 @@ fn measure(ops: &mut Operands, gemm: &Gemm, threads: usize) -> (f64, f64) {
     })
 }
 
-/// The selected kernel, with `--blocking MC,KC,NC` applied if given.
+/// The selected kernel, with `--blocking MC,KC,NC` and `--bf16` applied if given.
 fn plan_from_args() -> Result<Gemm, String> {
-    let gemm = Gemm::new().map_err(|e| e.to_string())?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => Ok(gemm),
-        [flag, value] if flag == "--blocking" => {
-            let v: Vec<usize> = value
-                .split(',')
-                .map(|x| x.trim().parse())
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("--blocking {value}: {e}"))?;
-            let [mc, kc, nc] = v[..] else { return Err(format!("--blocking wants MC,KC,NC, got {value}")) };
-            gemm.with_blocking(kernels::gemm::Blocking { mc, kc, nc }).map_err(|e| e.to_string())
+    let mut gemm = Gemm::new().map_err(|e| e.to_string())?;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--bf16" => gemm = gemm.with_precision(Precision::Bf16),
+            "--blocking" => {
+                let value = args.next().ok_or("--blocking wants MC,KC,NC")?;
+                let v: Vec<usize> = value
+                    .split(',')
+                    .map(|x| x.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--blocking {value}: {e}"))?;
+                let [mc, kc, nc] = v[..] else { return Err(format!("--blocking wants MC,KC,NC, got {value}")) };
+                gemm = gemm.with_blocking(kernels::gemm::Blocking { mc, kc, nc }).map_err(|e| e.to_string())?;
+            }
+            _ => return Err("usage: gemm-compare [--blocking MC,KC,NC] [--bf16]".into()),
         }
-        _ => Err("usage: gemm-compare [--blocking MC,KC,NC]".into()),
     }
+    Ok(gemm)
 }

@@ -18,7 +18,8 @@
 
 use super::buffers::{with_buffer, Buffer};
 use super::pack::pack_panel;
-use super::plan::{Blocking, Microkernel, MAX_TILE};
+use super::pack_bf16::{pack_panel_pairs, pack_panel_rounded, pack_panel_tiles, pack_panel_tiles_b};
+use super::plan::{Blocking, Microkernel, Packing, MAX_TILE};
 use super::{MatMut, MatRef};
 use crate::Element;
 use rayon::prelude::*;
@@ -29,6 +30,29 @@ pub(crate) struct Plan {
     pub blocking: Blocking,
     /// 1 = stay on the calling thread.
     pub threads: usize,
+    /// Round operands to bf16 while packing for an f32 kernel (bf16
+    /// precision on a CPU without bf16 instructions).
+    pub round_bf16: bool,
+}
+
+/// Packs one panel of A (`is_a`) or of Bᵀ in the layout `plan`'s kernel
+/// reads (see `pack` and `pack_bf16`).
+fn pack<T: Element>(
+    plan: &Plan,
+    is_a: bool,
+    src: &MatRef<'_, T>,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    width: usize,
+    dst: &mut [f32],
+) {
+    match plan.kernel.packing {
+        Packing::F32 if plan.round_bf16 => pack_panel_rounded(src, rows, cols, width, dst),
+        Packing::F32 => pack_panel(src, rows, cols, width, dst),
+        Packing::Bf16Pairs => pack_panel_pairs(src, rows, cols, width, dst),
+        Packing::Bf16Tiles if is_a => pack_panel_tiles(src, rows, cols, width, dst),
+        Packing::Bf16Tiles => pack_panel_tiles_b(src, rows, cols, width, dst),
+    }
 }
 
 /// A raw pointer to C that tasks may share: each task writes a disjoint set
@@ -56,31 +80,37 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
         scale(c, beta);
         return;
     }
-    let Plan { kernel, blocking: Blocking { mc, kc, nc }, threads } = *plan;
+    let Plan { kernel, blocking: Blocking { mc, kc, nc }, threads, .. } = *plan;
     // Even K blocks: k = 576 with KC = 256 runs as 3 x 192, not 256 + 256 + 64
     // (a short block pays a full C read-modify-write for little work).
-    let kc = k.div_ceil(k.div_ceil(kc));
+    let mut kc = k.div_ceil(k.div_ceil(kc));
+    // bf16 kernels' blocks start at even k (pairs) or at multiples of 32
+    // (tiles), so none straddles two blocks. `slots(kcur)` is the `k` the
+    // kernel sees: elements, pairs or pair slots.
+    kc = kc.next_multiple_of(kernel.packing.k_step());
+    let slots = |kcur: usize| kernel.packing.slots(kcur);
     let (mr, nr) = (kernel.mr, kernel.nr);
     let bt = b.t(); // B's column panels are Bᵀ's row panels
     let ldc = c.ld();
     let cptr = CPtr(c.as_mut_ptr());
 
-    let b_len = nc.min(n).div_ceil(nr) * nr * kc.min(k);
+    let b_len = nc.min(n).div_ceil(nr) * nr * slots(kc.min(k));
     with_buffer(Buffer::B, b_len, |bbuf| {
         for jc in (0..n).step_by(nc) {
             let ncur = nc.min(n - jc);
             let npanels = ncur.div_ceil(nr);
             for pc in (0..k).step_by(kc) {
                 let kcur = kc.min(k - pc);
-                let bpack = &mut bbuf[..npanels * nr * kcur];
+                let ks = slots(kcur);
+                let bpack = &mut bbuf[..npanels * nr * ks];
                 let pack_b = |q: usize, dst: &mut [f32]| {
                     let col = jc + q * nr;
-                    pack_panel(&bt, (col, nr.min(n - col)), (pc, kcur), nr, dst);
+                    pack(plan, false, &bt, (col, nr.min(n - col)), (pc, kcur), nr, dst);
                 };
                 if threads > 1 {
-                    bpack.par_chunks_mut(nr * kcur).enumerate().for_each(|(q, dst)| pack_b(q, dst));
+                    bpack.par_chunks_mut(nr * ks).enumerate().for_each(|(q, dst)| pack_b(q, dst));
                 } else {
-                    bpack.chunks_mut(nr * kcur).enumerate().for_each(|(q, dst)| pack_b(q, dst));
+                    bpack.chunks_mut(nr * ks).enumerate().for_each(|(q, dst)| pack_b(q, dst));
                 }
                 let bpack: &[f32] = bpack;
                 let beta = if pc == 0 { beta } else { 1.0 };
@@ -88,13 +118,13 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
                 let split = Split::new(m, npanels, mr, mc, threads);
                 let task = |t: usize| {
                     let (rows, panels) = split.task(t);
-                    let a_len = rows.len().div_ceil(mr) * mr * kcur;
+                    let a_len = rows.len().div_ceil(mr) * mr * ks;
                     with_buffer(Buffer::A, a_len, |apack| {
-                        for (r, dst) in apack.chunks_mut(mr * kcur).enumerate() {
+                        for (r, dst) in apack.chunks_mut(mr * ks).enumerate() {
                             let row = rows.start + r * mr;
-                            pack_panel(a, (row, mr.min(rows.end - row)), (pc, kcur), mr, dst);
+                            pack(plan, true, a, (row, mr.min(rows.end - row)), (pc, kcur), mr, dst);
                         }
-                        let block = Block { kc: kcur, rows, cols: (jc, jc + ncur), alpha, beta, ldc };
+                        let block = Block { kc: ks, rows, cols: (jc, jc + ncur), alpha, beta, ldc };
                         macro_kernel(kernel, &block, apack, bpack, panels, cptr);
                     });
                 };
@@ -149,6 +179,7 @@ impl Split {
 
 /// The C block one task updates.
 struct Block {
+    /// The microkernel's `k`: the block's depth, in pairs for a pair kernel.
     kc: usize,
     /// Rows of C (and of A).
     rows: std::ops::Range<usize>,

@@ -3,7 +3,9 @@
 //! - [`matrix`]: the operand views; `op(X) = Xᵀ` is [`MatRef::t`], a stride swap.
 //! - [`plan`]: the microkernel choice, cache blocking and threading.
 //! - `driver`: the five loops around the microkernel and the split across threads.
-//! - `pack`: copies blocks of A and B into the microkernel's layout (widening bf16/f16).
+//! - `pack`: copies blocks of A and B into the microkernel's layout (widening bf16/f16);
+//!   `pack_bf16` rounds them to bf16 for [`precision`] `Bf16`, as pairs for `VDPBF16PS`.
+//! - [`precision`]: f32 products, or bf16 operands with f32 accumulation.
 //! - [`microkernel`]: the register-blocked inner kernel, written once over
 //!   [`crate::isa`]'s `Simd` trait and instantiated per instruction set.
 //! - [`naive`]: the triple loop every fast path is tested against.
@@ -26,10 +28,13 @@ pub mod matrix;
 pub mod microkernel;
 pub mod naive;
 mod pack;
+mod pack_bf16;
 pub mod plan;
+pub mod precision;
 
 pub use matrix::{MatMut, MatRef};
-pub use plan::{gemm_calls, gemm_stats, Blocking, Gemm, Microkernel};
+pub use plan::{gemm_calls, gemm_stats, Blocking, Gemm, Microkernel, Packing};
+pub use precision::{matmul_precision, set_matmul_precision, Precision};
 
 use crate::{Element, KernelError};
 

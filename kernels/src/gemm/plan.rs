@@ -2,6 +2,7 @@
 
 use super::driver;
 use super::microkernel::KernelFn;
+use super::precision::{matmul_precision, Precision};
 use super::{MatMut, MatRef};
 use crate::isa::{self, Isa};
 use crate::{Element, KernelError};
@@ -27,23 +28,58 @@ pub struct Blocking {
     pub nc: usize,
 }
 
+/// How a kernel's operands are packed, and so what its `k` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// One f32 per element (`pack`): `k` counts elements.
+    F32,
+    /// bf16 pairs along k (`pack_bf16::pack_panel_pairs`, for `VDPBF16PS`): `k` counts pairs.
+    Bf16Pairs,
+    /// bf16 pairs in AMX tile blocks of 32 k (`pack_bf16::pack_panel_tiles`): `k` counts pair slots.
+    Bf16Tiles,
+}
+
+impl Packing {
+    /// K blocks start at multiples of this, so no pair or tile block straddles two.
+    pub(crate) fn k_step(self) -> usize {
+        match self {
+            Packing::F32 => 1,
+            Packing::Bf16Pairs => 2,
+            Packing::Bf16Tiles => 32,
+        }
+    }
+
+    /// The kernel's `k` (and packed slots per panel row) for `kc` elements of k.
+    pub(crate) fn slots(self, kc: usize) -> usize {
+        match self {
+            Packing::F32 => kc,
+            Packing::Bf16Pairs => kc.div_ceil(2),
+            Packing::Bf16Tiles => super::pack_bf16::tile_slots(kc),
+        }
+    }
+}
+
 /// A microkernel with its tile shape and default blocking.
 #[derive(Clone, Copy)]
 pub struct Microkernel {
-    /// The instruction set it is written in.
+    /// The instruction set it is written in (AVX-512 for the bf16 kernels, whose epilogues use it).
     pub isa: Isa,
+    /// A name for reports: the ISA, and for bf16 kernels which instructions.
+    pub name: &'static str,
     /// Rows of the register tile.
     pub mr: usize,
     /// Columns of the register tile.
     pub nr: usize,
     /// Blocking tuned for this kernel (see `gemm-compare`).
     pub blocking: Blocking,
+    /// The operand layout it reads.
+    pub packing: Packing,
     pub(crate) run: KernelFn,
 }
 
-/// The largest `MR * NR` of any kernel (AVX-512's 8×48): the size of the
+/// The largest `MR * NR` of any kernel (AMX's 32×32): the size of the
 /// driver's scratch edge tile. Each ISA module asserts its tile fits.
-pub(crate) const MAX_TILE: usize = 8 * 48;
+pub(crate) const MAX_TILE: usize = 32 * 32;
 
 impl Microkernel {
     /// The kernel for `isa`, or an error if this CPU cannot run it.
@@ -61,33 +97,41 @@ impl Microkernel {
         // as fast as keeping it in L1 with a shallower KC.
         static SCALAR: Microkernel = Microkernel {
             isa: Isa::Scalar,
+            name: "scalar",
             mr: isa::scalar::MR,
             nr: isa::scalar::NR,
             blocking: Blocking { mc: 64, kc: 256, nc: 1024 },
+            packing: Packing::F32,
             run: isa::scalar::GEMM,
         };
         #[cfg(target_arch = "x86_64")]
         static AVX2: Microkernel = Microkernel {
             isa: Isa::Avx2,
+            name: "avx2",
             mr: isa::avx2::MR,
             nr: isa::avx2::NR,
             blocking: Blocking { mc: 192, kc: 256, nc: 4096 },
+            packing: Packing::F32,
             run: isa::avx2::GEMM,
         };
         #[cfg(target_arch = "x86_64")]
         static AVX512: Microkernel = Microkernel {
             isa: Isa::Avx512,
+            name: "avx512",
             mr: isa::avx512::MR,
             nr: isa::avx512::NR,
             blocking: Blocking { mc: 336, kc: 576, nc: 4608 },
+            packing: Packing::F32,
             run: isa::avx512::GEMM,
         };
         #[cfg(target_arch = "aarch64")]
         static NEON: Microkernel = Microkernel {
             isa: Isa::Neon,
+            name: "neon",
             mr: isa::neon::MR,
             nr: isa::neon::NR,
             blocking: Blocking { mc: 128, kc: 256, nc: 3072 },
+            packing: Packing::F32,
             run: isa::neon::GEMM,
         };
         Ok(match isa {
@@ -101,6 +145,62 @@ impl Microkernel {
             #[allow(unreachable_patterns)]
             _ => unreachable!("is_supported() is false for ISAs of other architectures"),
         })
+    }
+
+    /// The bf16 kernels this CPU can run, best first: AMX tiles, then
+    /// `VDPBF16PS` pairs. Empty elsewhere (bf16 products then round while
+    /// packing for the f32 kernel).
+    pub fn bf16_kernels() -> Vec<&'static Microkernel> {
+        #[allow(unused_mut)]
+        let mut out: Vec<&'static Microkernel> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            static AMX: Microkernel = Microkernel {
+                isa: Isa::Avx512,
+                name: "amx-bf16",
+                mr: isa::amx::MR,
+                nr: isa::amx::NR,
+                // bf16 halves the bytes per k, so the A block can be twice
+                // as deep as the f32 kernel's for the same L2 share.
+                blocking: Blocking { mc: 256, kc: 1024, nc: 4608 },
+                packing: Packing::Bf16Tiles,
+                run: isa::amx::GEMM,
+            };
+            static AVX512_BF16: Microkernel = Microkernel {
+                isa: Isa::Avx512,
+                name: "avx512-bf16",
+                mr: isa::avx512_bf16::MR,
+                nr: isa::avx512_bf16::NR,
+                blocking: Blocking { mc: 336, kc: 1152, nc: 4608 },
+                packing: Packing::Bf16Pairs,
+                run: isa::avx512_bf16::GEMM,
+            };
+            if isa::amx::is_supported() {
+                out.push(&AMX);
+            }
+            if isa::avx512_bf16::is_supported() {
+                out.push(&AVX512_BF16);
+            }
+        }
+        out
+    }
+
+    /// The bf16 kernel hone uses: `HONE_BF16_KERNEL` (a kernel name, or
+    /// `round` for none) if set, else the best available. `None`: round while
+    /// packing. Decided once per process.
+    pub fn bf16_selected() -> Result<Option<&'static Microkernel>, KernelError> {
+        static SELECTED: OnceLock<Result<Option<&'static Microkernel>, KernelError>> = OnceLock::new();
+        SELECTED
+            .get_or_init(|| match std::env::var("HONE_BF16_KERNEL") {
+                Ok(name) if name.trim() == "round" => Ok(None),
+                Ok(name) if !name.trim().is_empty() => Microkernel::bf16_kernels()
+                    .into_iter()
+                    .find(|k| k.name == name.trim())
+                    .map(Some)
+                    .ok_or(KernelError::UnknownKernel { requested: name }),
+                _ => Ok(Microkernel::bf16_kernels().first().copied()),
+            })
+            .clone()
     }
 
     /// Runs the microkernel once on one full tile: `c` (`MR` rows of stride
@@ -198,12 +298,39 @@ pub struct Gemm {
     kernel: &'static Microkernel,
     blocking: Blocking,
     parallel: bool,
+    precision: Precision,
+    /// The kernel of bf16 products; `None` rounds while packing for `kernel`.
+    bf16: Option<&'static Microkernel>,
 }
 
 impl Gemm {
-    /// The selected kernel ([`Microkernel::selected`]), its blocking, and rayon's thread pool.
+    /// The selected kernel ([`Microkernel::selected`]), its blocking,
+    /// rayon's thread pool, and the process-wide [`matmul_precision`].
     pub fn new() -> Result<Gemm, KernelError> {
-        Ok(Gemm::with_kernel(Microkernel::selected()?))
+        let g = Gemm::with_kernel(Microkernel::selected()?).with_bf16_kernel(Microkernel::bf16_selected()?);
+        Ok(g.with_precision(matmul_precision()))
+    }
+
+    /// Products in precision `p` (see [`super::precision`]).
+    pub fn with_precision(mut self, p: Precision) -> Gemm {
+        self.precision = p;
+        self
+    }
+
+    /// The kernel of bf16-precision products (one of [`Microkernel::bf16_kernels`]),
+    /// or `None` to round while packing for the f32 kernel.
+    pub fn with_bf16_kernel(mut self, k: Option<&'static Microkernel>) -> Gemm {
+        self.bf16 = k;
+        self
+    }
+
+    /// The kernel bf16-precision products run on, `None` when they round while packing.
+    pub fn bf16_kernel(&self) -> Option<&'static Microkernel> {
+        self.bf16
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// A plan with the kernel of `isa` (an error if the CPU lacks it).
@@ -212,7 +339,7 @@ impl Gemm {
     }
 
     fn with_kernel(kernel: &'static Microkernel) -> Gemm {
-        Gemm { kernel, blocking: kernel.blocking, parallel: true }
+        Gemm { kernel, blocking: kernel.blocking, parallel: true, precision: Precision::F32, bf16: None }
     }
 
     /// Run everything on the calling thread; never touch rayon's pool.
@@ -261,7 +388,22 @@ impl Gemm {
         COUNTERS.calls.fetch_add(1, Ordering::Relaxed);
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
-        let plan = driver::Plan { kernel: self.kernel, blocking: self.blocking, threads };
+        let f32_plan = |round_bf16| driver::Plan { kernel: self.kernel, blocking: self.blocking, threads, round_bf16 };
+        let plan = match (self.precision, self.bf16) {
+            (Precision::F32, _) => f32_plan(false),
+            (Precision::Bf16, None) => f32_plan(true),
+            (Precision::Bf16, Some(k)) => {
+                // The kernel's own blocking, or the caller's (tests use tiny
+                // blocks) rounded to its tile.
+                let b = self.blocking;
+                let blocking = if b == self.kernel.blocking {
+                    k.blocking
+                } else {
+                    Blocking { mc: b.mc.next_multiple_of(k.mr), kc: b.kc, nc: b.nc.next_multiple_of(k.nr) }
+                };
+                driver::Plan { kernel: k, blocking, threads, round_bf16: false }
+            }
+        };
         let start = self.parallel.then(std::time::Instant::now);
         driver::gemm(&plan, alpha, &a, &b, beta, &mut c);
         if let Some(t) = start {

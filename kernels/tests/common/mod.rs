@@ -81,6 +81,12 @@ impl<T: TestElem> Operand<T> {
         Operand { data, rows, cols, ld, trans }
     }
 
+    /// The same operand with every element rounded to bf16.
+    pub fn rounded(&self) -> Operand<bf16> {
+        let data = self.data.iter().map(|x| bf16::from_f32(x.to_f32())).collect();
+        Operand { data, rows: self.rows, cols: self.cols, ld: self.ld, trans: self.trans }
+    }
+
     pub fn view(&self) -> MatRef<'_, T> {
         let (sr, sc) = if self.trans { (self.cols, self.rows) } else { (self.rows, self.cols) };
         let v = MatRef::new(&self.data, sr, sc, self.ld).expect("test operand fits");
@@ -96,10 +102,34 @@ impl<T: TestElem> Operand<T> {
 /// reference within [`error_bound`], that the padding between rows of C is
 /// untouched, and that with `beta == 0` a C full of NaN does not leak.
 pub fn check<TA: TestElem, TB: TestElem>(gemm: &Gemm, case: &Case) -> Result<(), String> {
-    let Case { m, n, k, trans_a, trans_b, pad, alpha, beta, seed } = *case;
-    let mut rng = Rng::new(seed);
+    let Case { m, n, k, trans_a, trans_b, pad, .. } = *case;
+    let mut rng = Rng::new(case.seed);
     let a = Operand::<TA>::random(&mut rng, m, k, trans_a, pad);
     let b = Operand::<TB>::random(&mut rng, k, n, trans_b, pad);
+    compare(gemm, case, &mut rng, (&a, &b), (&a, &b))
+}
+
+/// As [`check`], for a plan of bf16 precision: the reference multiplies the
+/// operands rounded to bf16 (exactly what the kernel must multiply), and the
+/// bound is the same f32 accumulation bound.
+pub fn check_bf16<TA: TestElem, TB: TestElem>(gemm: &Gemm, case: &Case) -> Result<(), String> {
+    let Case { m, n, k, trans_a, trans_b, pad, .. } = *case;
+    let mut rng = Rng::new(case.seed);
+    let a = Operand::<TA>::random(&mut rng, m, k, trans_a, pad);
+    let b = Operand::<TB>::random(&mut rng, k, n, trans_b, pad);
+    compare(gemm, case, &mut rng, (&a, &b), (&a.rounded(), &b.rounded()))
+}
+
+/// Runs `gemm` on `ops` and the f64 reference on `reference` (the same
+/// values, or what the kernel must see of them), element by element.
+fn compare<TA: TestElem, TB: TestElem, RA: TestElem, RB: TestElem>(
+    gemm: &Gemm,
+    case: &Case,
+    rng: &mut Rng,
+    (a, b): (&Operand<TA>, &Operand<TB>),
+    (ra, rb): (&Operand<RA>, &Operand<RB>),
+) -> Result<(), String> {
+    let Case { m, n, k, pad, alpha, beta, .. } = *case;
     let ldc = n + pad;
     let sentinel = -12345.0f32;
     let mut c0: Vec<f32> = (0..m * ldc)
@@ -120,9 +150,9 @@ pub fn check<TA: TestElem, TB: TestElem>(gemm: &Gemm, case: &Case) -> Result<(),
     let mut want = c0.clone();
     let err = |e: kernels::KernelError| e.to_string();
     gemm.run(alpha, a.view(), b.view(), beta, MatMut::new(&mut got, m, n, ldc).map_err(err)?).map_err(err)?;
-    naive::sgemm(alpha, a.view(), b.view(), beta, MatMut::new(&mut want, m, n, ldc).map_err(err)?).map_err(err)?;
+    naive::sgemm(alpha, ra.view(), rb.view(), beta, MatMut::new(&mut want, m, n, ldc).map_err(err)?).map_err(err)?;
 
-    let (av, bv) = (a.view(), b.view());
+    let (av, bv) = (ra.view(), rb.view());
     let kc = gemm.blocking().kc;
     let u = f32::EPSILON as f64 / 2.0;
     for i in 0..m {

@@ -1,0 +1,175 @@
+//! Packing for bf16 products: operands rounded to bf16 as they are copied.
+//!
+//! Two layouts, one per microkernel family:
+//! - [`pack_panel_rounded`]: the f32 layout of `pack` (one f32 per element),
+//!   each value rounded to bf16 and widened back, for the f32 microkernels
+//!   when the CPU has no bf16 instructions;
+//! - [`pack_panel_pairs`]: for `VDPBF16PS`, which multiplies pairs of bf16
+//!   along k. Each 32-bit slot holds the elements `2p` (low half) and
+//!   `2p + 1` (high half) of one row; an odd `kc` pads the last pair with 0:
+//!
+//! ```text
+//!   dst[p * width + i] = bf16(s(r0+i, c0+2p)) | bf16(s(r0+i, c0+2p+1)) << 16     p < ⌈kc/2⌉
+//! ```
+//!
+//! So a pair panel has `⌈kc/2⌉ · width` slots, half the bytes of the f32
+//! panel. Rows past the end of the source are zeros, as in `pack`.
+//! - [`pack_panel_tiles`]: for AMX (`isa::amx`), whose A tile wants each
+//!   row's pairs contiguous: k in blocks of 32 (16 pair slots), and within a
+//!   block row by row. B for AMX is the pair layout, padded to whole blocks.
+//!
+//! ```text
+//!   A tiles:  dst[(kb · width + i) · 16 + q] = pair(row i, k = 32·kb + 2q)      q < 16
+//! ```
+
+use super::MatRef;
+use crate::convert::bf16_to_f32;
+use crate::Element;
+
+/// The f32 layout of `pack::pack_panel`, each value rounded to bf16.
+pub(crate) fn pack_panel_rounded<T: Element>(
+    src: &MatRef<'_, T>,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    width: usize,
+    dst: &mut [f32],
+) {
+    super::pack::pack_panel(src, rows, cols, width, dst);
+    // Rounding the packed copy rounds each element once: widening a bf16 or
+    // f16 source to f32 was exact, so this equals rounding the source.
+    for x in dst.iter_mut() {
+        *x = bf16_to_f32(crate::convert::f32_to_bf16(*x));
+    }
+}
+
+/// Packs one panel as bf16 pairs along k; `dst` is `⌈kc/2⌉ · width` slots.
+pub(crate) fn pack_panel_pairs<T: Element>(
+    src: &MatRef<'_, T>,
+    (r0, height): (usize, usize),
+    (c0, kc): (usize, usize),
+    width: usize,
+    dst: &mut [f32],
+) {
+    let pairs = kc.div_ceil(2);
+    debug_assert!(height <= width && dst.len() == pairs * width);
+    debug_assert!(r0 + height <= src.rows() && c0 + kc <= src.cols());
+    let dst: &mut [u32] = bytemuck::cast_slice_mut(dst);
+    let pair = |lo: T, hi: Option<T>| lo.to_bf16_bits() as u32 | (hi.map_or(0, |h| h.to_bf16_bits()) as u32) << 16;
+    let data = src.data();
+    let (rs, cs) = (src.row_stride(), src.col_stride());
+    if cs == 1 && height > 0 {
+        // Rows contiguous over k (A as stored for A·B, B as stored for A·Bᵀ):
+        // read each row's pairs in order, write them with stride `width`.
+        for i in 0..height {
+            let row = &data[(r0 + i) * rs + c0..(r0 + i) * rs + c0 + kc];
+            let mut chunks = row.chunks_exact(2);
+            for (p, two) in chunks.by_ref().enumerate() {
+                dst[p * width + i] = pair(two[0], Some(two[1]));
+            }
+            if let [last] = chunks.remainder() {
+                dst[(pairs - 1) * width + i] = pair(*last, None);
+            }
+        }
+    } else {
+        // Columns contiguous over rows (B as stored for A·B), or general strides.
+        let at = |i: usize, j: usize| data[(r0 + i) * rs + (c0 + j) * cs];
+        for p in 0..pairs {
+            let out = &mut dst[p * width..p * width + height];
+            let second = 2 * p + 1 < kc;
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = pair(at(i, 2 * p), second.then(|| at(i, 2 * p + 1)));
+            }
+        }
+    }
+    for out in dst.chunks_exact_mut(width) {
+        out[height..].fill(0);
+    }
+}
+
+/// Pair slots of a `kc`-deep tile panel row: whole blocks of 16.
+pub(crate) fn tile_slots(kc: usize) -> usize {
+    kc.div_ceil(32) * 16
+}
+
+/// Packs one A panel for AMX tiles; `dst` is `tile_slots(kc) · width` slots.
+pub(crate) fn pack_panel_tiles<T: Element>(
+    src: &MatRef<'_, T>,
+    (r0, height): (usize, usize),
+    (c0, kc): (usize, usize),
+    width: usize,
+    dst: &mut [f32],
+) {
+    debug_assert!(height <= width && dst.len() == tile_slots(kc) * width);
+    let dst: &mut [u32] = bytemuck::cast_slice_mut(dst);
+    dst.fill(0);
+    let (data, rs, cs) = (src.data(), src.row_stride(), src.col_stride());
+    for i in 0..height {
+        let at = |j: usize| data[(r0 + i) * rs + (c0 + j) * cs].to_bf16_bits() as u32;
+        for j in (0..kc).step_by(2) {
+            let (kb, q) = (j / 32, (j % 32) / 2);
+            let hi = if j + 1 < kc { at(j + 1) } else { 0 };
+            dst[(kb * width + i) * 16 + q] = at(j) | hi << 16;
+        }
+    }
+}
+
+/// Packs one B panel for AMX tiles: the pair layout, then zero pair rows up
+/// to whole blocks; `dst` is `tile_slots(kc) · width` slots.
+pub(crate) fn pack_panel_tiles_b<T: Element>(
+    src: &MatRef<'_, T>,
+    rows: (usize, usize),
+    (c0, kc): (usize, usize),
+    width: usize,
+    dst: &mut [f32],
+) {
+    let used = kc.div_ceil(2) * width;
+    pack_panel_pairs(src, rows, (c0, kc), width, &mut dst[..used]);
+    dst[used..].fill(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::f32_to_bf16;
+
+    #[test]
+    fn pairs_hold_consecutive_k_in_low_then_high_half() {
+        // A 4x5 source, rows 1..3 (height 2, width 3), columns 0..5 (odd kc).
+        let (rows, cols) = (4, 5);
+        let v: Vec<f32> = (0..rows * cols).map(|x| 1.0 + x as f32 / 7.0).collect();
+        let row_major = MatRef::new(&v, rows, cols, cols).unwrap();
+        let col_major_data: Vec<f32> = (0..rows * cols).map(|x| v[(x % rows) * cols + x / rows]).collect();
+        let col_major = MatRef::new(&col_major_data, cols, rows, rows).unwrap().t();
+        for view in [row_major, col_major] {
+            let mut dst = vec![f32::NAN; 3 * 3];
+            pack_panel_pairs(&view, (1, 2), (0, 5), 3, &mut dst);
+            let got: &[u32] = bytemuck::cast_slice(&dst);
+            for p in 0..3 {
+                for i in 0..3 {
+                    let bits = |j: usize| if i < 2 && j < 5 { f32_to_bf16(v[(1 + i) * cols + j]) as u32 } else { 0 };
+                    assert_eq!(got[p * 3 + i], bits(2 * p) | bits(2 * p + 1) << 16, "p={p} i={i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tile_panels_hold_each_rows_pairs_together() {
+        // A 3x40 source (two k blocks, the second partial), width 4.
+        let (rows, cols) = (3, 40);
+        let v: Vec<f32> = (0..rows * cols).map(|x| 1.0 + x as f32 / 64.0).collect();
+        let view = MatRef::new(&v, rows, cols, cols).unwrap();
+        let mut dst = vec![f32::NAN; tile_slots(cols) * 4];
+        pack_panel_tiles(&view, (0, 3), (0, cols), 4, &mut dst);
+        let got: &[u32] = bytemuck::cast_slice(&dst);
+        for kb in 0..2 {
+            for i in 0..4 {
+                for q in 0..16 {
+                    let bits = |j: usize| if i < 3 && j < cols { f32_to_bf16(v[i * cols + j]) as u32 } else { 0 };
+                    let j = 32 * kb + 2 * q;
+                    assert_eq!(got[(kb * 4 + i) * 16 + q], bits(j) | bits(j + 1) << 16, "kb={kb} i={i} q={q}");
+                }
+            }
+        }
+    }
+}
