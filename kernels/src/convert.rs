@@ -18,6 +18,10 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn to_bf16_bits(self) -> u16 {
         f32_to_bf16(self.to_f32())
     }
+    /// The slice as f32, when `Self` is f32 (for vectorised fast paths).
+    fn as_f32_slice(_s: &[Self]) -> Option<&[f32]> {
+        None
+    }
 }
 
 impl Element for f32 {
@@ -25,6 +29,9 @@ impl Element for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+    fn as_f32_slice(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
     }
 }
 

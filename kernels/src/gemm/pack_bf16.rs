@@ -54,6 +54,11 @@ pub(crate) fn pack_panel_pairs<T: Element>(
     debug_assert!(height <= width && dst.len() == pairs * width);
     debug_assert!(r0 + height <= src.rows() && c0 + kc <= src.cols());
     let dst: &mut [u32] = bytemuck::cast_slice_mut(dst);
+    if let Some(f) = T::as_f32_slice(src.data()).filter(|_| vector_conversion()) {
+        if pairs_fast(f, src, (r0, height), (c0, kc), width, dst) {
+            return;
+        }
+    }
     let pair = |lo: T, hi: Option<T>| lo.to_bf16_bits() as u32 | (hi.map_or(0, |h| h.to_bf16_bits()) as u32) << 16;
     let data = src.data();
     let (rs, cs) = (src.row_stride(), src.col_stride());
@@ -86,6 +91,106 @@ pub(crate) fn pack_panel_pairs<T: Element>(
     }
 }
 
+/// Whether the vector conversions (`VCVTNE2PS2BF16`) can run here.
+fn vector_conversion() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::isa::avx512_bf16::is_supported();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+use crate::isa::avx512_bf16::{pairs_from_contiguous, pairs_from_two_rows};
+#[cfg(not(target_arch = "x86_64"))]
+fn pairs_from_contiguous(_: &[f32], _: &mut [u32]) {
+    unreachable!("vector_conversion() is false")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn pairs_from_two_rows(_: &[f32], _: Option<&[f32]>, _: &mut [u32]) {
+    unreachable!("vector_conversion() is false")
+}
+
+/// `pack_panel_pairs` for an f32 source with a unit stride, vectorised;
+/// false (nothing written) for other strides.
+fn pairs_fast<T: Element>(
+    f: &[f32],
+    src: &MatRef<'_, T>,
+    (r0, height): (usize, usize),
+    (c0, kc): (usize, usize),
+    width: usize,
+    dst: &mut [u32],
+) -> bool {
+    let (rs, cs) = (src.row_stride(), src.col_stride());
+    let pairs = kc.div_ceil(2);
+    if rs == 1 {
+        // k = 2p and 2p + 1 are two runs over the panel's rows: one vector pass each.
+        for p in 0..pairs {
+            let lo = &f[(c0 + 2 * p) * cs + r0..][..height];
+            let hi = (2 * p + 1 < kc).then(|| &f[(c0 + 2 * p + 1) * cs + r0..][..height]);
+            pairs_from_two_rows(lo, hi, &mut dst[p * width..p * width + height]);
+        }
+    } else if cs == 1 {
+        // Each row is k-contiguous: convert 32 at a time, then write the 16
+        // pairs down their column of the panel.
+        let mut tmp = [0u32; 16];
+        for i in 0..height {
+            let row = &f[(r0 + i) * rs + c0..][..kc];
+            for (b, chunk) in row.chunks(32).enumerate() {
+                let n = chunk.len().div_ceil(2);
+                pairs_from_contiguous(chunk, &mut tmp[..n]);
+                for (q, &v) in tmp[..n].iter().enumerate() {
+                    dst[(16 * b + q) * width + i] = v;
+                }
+            }
+        }
+    } else {
+        return false;
+    }
+    for out in dst.chunks_exact_mut(width) {
+        out[height..].fill(0);
+    }
+    true
+}
+
+/// `pack_panel_tiles` for an f32 source with a unit stride, vectorised,
+/// into a zeroed `dst`; false (nothing written) for other strides.
+fn tiles_fast(
+    f: &[f32],
+    (rs, cs): (usize, usize),
+    (r0, height): (usize, usize),
+    (c0, kc): (usize, usize),
+    width: usize,
+    dst: &mut [u32],
+) -> bool {
+    if cs == 1 {
+        // A row's 32 k of one block are exactly one tile row: convert in place.
+        for i in 0..height {
+            let row = &f[(r0 + i) * rs + c0..][..kc];
+            for (kb, chunk) in row.chunks(32).enumerate() {
+                let at = (kb * width + i) * 16;
+                pairs_from_contiguous(chunk, &mut dst[at..at + chunk.len().div_ceil(2)]);
+            }
+        }
+    } else if rs == 1 {
+        // k = 2p and 2p + 1 are runs over the rows: convert them together,
+        // then put each row's pair in its tile row.
+        let mut tmp = [0u32; 64];
+        assert!(height <= tmp.len());
+        for p in 0..kc.div_ceil(2) {
+            let lo = &f[(c0 + 2 * p) * cs + r0..][..height];
+            let hi = (2 * p + 1 < kc).then(|| &f[(c0 + 2 * p + 1) * cs + r0..][..height]);
+            pairs_from_two_rows(lo, hi, &mut tmp[..height]);
+            let (kb, q) = (p / 16, p % 16);
+            for (i, &v) in tmp[..height].iter().enumerate() {
+                dst[(kb * width + i) * 16 + q] = v;
+            }
+        }
+    } else {
+        return false;
+    }
+    true
+}
+
 /// Pair slots of a `kc`-deep tile panel row: whole blocks of 16.
 pub(crate) fn tile_slots(kc: usize) -> usize {
     kc.div_ceil(32) * 16
@@ -103,6 +208,11 @@ pub(crate) fn pack_panel_tiles<T: Element>(
     let dst: &mut [u32] = bytemuck::cast_slice_mut(dst);
     dst.fill(0);
     let (data, rs, cs) = (src.data(), src.row_stride(), src.col_stride());
+    if let Some(f) = T::as_f32_slice(data).filter(|_| vector_conversion()) {
+        if tiles_fast(f, (rs, cs), (r0, height), (c0, kc), width, dst) {
+            return;
+        }
+    }
     for i in 0..height {
         let at = |j: usize| data[(r0 + i) * rs + (c0 + j) * cs].to_bf16_bits() as u32;
         for j in (0..kc).step_by(2) {

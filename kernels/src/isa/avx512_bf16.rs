@@ -105,3 +105,129 @@ pub(crate) fn dpbf16_probe(iters: usize) -> f32 {
     // SAFETY: the features were detected just above.
     unsafe { probe(iters) }
 }
+
+/// `dst[q] = bf16(src[2q]) | bf16(src[2q + 1]) << 16`, rounding to nearest
+/// even (`VCVTNE2PS2BF16`); an odd `src` pads its last pair with 0. `dst`
+/// must hold `⌈src.len()/2⌉` slots. Packing's fast path for k-contiguous rows.
+pub(crate) fn pairs_from_contiguous(src: &[f32], dst: &mut [u32]) {
+    assert!(is_supported() && dst.len() == src.len().div_ceil(2));
+    // SAFETY: features checked; the body reads src[..len] and writes dst[..len/2 rounded up].
+    unsafe { pairs_from_contiguous_impl(src, dst) }
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pairs_from_contiguous_impl(src: &[f32], dst: &mut [u32]) {
+    // SAFETY: masked loads and stores stay inside the slices (see the masks).
+    unsafe {
+        let mut q = 0;
+        while 2 * q < src.len() {
+            let left = src.len() - 2 * q; // f32 values still to read
+            let lo_mask: __mmask16 = if left >= 16 { 0xffff } else { ((1u32 << left) - 1) as u16 };
+            let hi_left = left.saturating_sub(16);
+            let hi_mask: __mmask16 = if hi_left >= 16 { 0xffff } else { ((1u32 << hi_left) - 1) as u16 };
+            let lo = _mm512_maskz_loadu_ps(lo_mask, src.as_ptr().add(2 * q));
+            let hi = _mm512_maskz_loadu_ps(hi_mask, src.as_ptr().add(2 * q + 16));
+            // 32 bf16 in source order: lo's 16 then hi's 16, i.e. 16 pairs.
+            let packed = _mm512_cvtne2ps_pbh(hi, lo);
+            let n = left.div_ceil(2).min(16);
+            let out_mask: __mmask16 = if n == 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
+            _mm512_mask_storeu_epi32(
+                dst.as_mut_ptr().add(q) as *mut _,
+                out_mask,
+                std::mem::transmute::<__m512bh, __m512i>(packed),
+            );
+            q += 16;
+        }
+    }
+}
+
+/// `dst[i] = bf16(lo[i]) | bf16(hi[i]) << 16` (`hi` absent: 0), rounding to
+/// nearest even. Packing's fast path when two consecutive k are two rows.
+pub(crate) fn pairs_from_two_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
+    assert!(is_supported() && dst.len() == lo.len() && hi.is_none_or(|h| h.len() == lo.len()));
+    // SAFETY: features checked; lengths checked.
+    unsafe { pairs_from_two_rows_impl(lo, hi, dst) }
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pairs_from_two_rows_impl(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
+    // SAFETY: masked loads and stores stay inside the slices.
+    unsafe {
+        // After converting (hi, lo) the 16-bit lanes hold lo0..lo15, hi0..hi15;
+        // this permutation interleaves them into (lo_i, hi_i) pairs.
+        let idx = _mm512_set_epi16(
+            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
+            1, 16, 0,
+        );
+        let mut i = 0;
+        while i < lo.len() {
+            let n = (lo.len() - i).min(16);
+            let mask: __mmask16 = if n == 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
+            let l = _mm512_maskz_loadu_ps(mask, lo.as_ptr().add(i));
+            let h = match hi {
+                Some(h) => _mm512_maskz_loadu_ps(mask, h.as_ptr().add(i)),
+                None => _mm512_setzero_ps(),
+            };
+            let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(h, l));
+            let pairs = _mm512_permutexvar_epi16(idx, both);
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(i) as *mut _, mask, pairs);
+            i += 16;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::f32_to_bf16;
+
+    /// Values that exercise rounding: ties (to even both ways), carries into
+    /// the exponent, infinities, NaN, and ordinary numbers. (Subnormal f32
+    /// inputs are left out: the instruction treats them as zero.)
+    fn values(n: usize) -> Vec<f32> {
+        let special = [
+            1.0 + 1.0 / 256.0,
+            1.0 + 3.0 / 256.0,
+            f32::from_bits(0x3f80_8000),
+            f32::from_bits(0x3fff_ffff),
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            -0.0,
+            65504.0,
+            -3.14159,
+        ];
+        (0..n)
+            .map(|i| if i % 3 == 0 { special[i / 3 % special.len()] } else { ((i * 7919) % 2000) as f32 / 37.0 - 27.0 })
+            .collect()
+    }
+
+    #[test]
+    fn vector_conversions_round_as_the_scalar_one_does() {
+        if !is_supported() {
+            return;
+        }
+        for n in [1, 2, 15, 16, 17, 31, 32, 33, 64, 70] {
+            let v = values(n);
+            let mut got = vec![0u32; n.div_ceil(2)];
+            pairs_from_contiguous(&v, &mut got);
+            for (q, &g) in got.iter().enumerate() {
+                let hi = v.get(2 * q + 1).map_or(0, |&x| f32_to_bf16(x) as u32);
+                assert_eq!(g, f32_to_bf16(v[2 * q]) as u32 | hi << 16, "n={n} q={q}");
+            }
+            let w: Vec<f32> = v.iter().map(|x| x * 0.5 + 1.0).collect();
+            for hi in [Some(&w[..]), None] {
+                let mut got = vec![0u32; n];
+                pairs_from_two_rows(&v, hi, &mut got);
+                for i in 0..n {
+                    let h = hi.map_or(0, |h| f32_to_bf16(h[i]) as u32);
+                    assert_eq!(got[i], f32_to_bf16(v[i]) as u32 | h << 16, "n={n} i={i}");
+                }
+            }
+        }
+        let nan = [f32::NAN, 1.0];
+        let mut got = [0u32; 1];
+        pairs_from_contiguous(&nan, &mut got);
+        assert!(crate::convert::bf16_to_f32(got[0] as u16).is_nan());
+    }
+}
