@@ -5,15 +5,15 @@
 //! first, for the "% of peak" reading (`gemm-compare` prints it directly).
 //!
 //! Groups:
-//! - `sgemm/<shape>`: hone and the `gemm` crate on the kernels issue's shapes;
-//! - `microkernel`: each available microkernel alone on L1-resident panels;
+//! - `sgemm/<shape>`: hone (f32 and bf16 precision) and the `gemm` crate on the kernels issue's shapes;
+//! - `microkernel`: each available microkernel (f32 and bf16) alone on L1-resident panels;
 //! - `packing`: bf16 and f16 weights widened while packing, against f32;
 //! - `naive`: the f64 reference loop, to show what blocking buys.
 
 use benches::{Operands, Shape, ISSUE_SHAPES};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use half::{bf16, f16};
-use kernels::gemm::{naive, Gemm, MatMut, MatRef, Microkernel};
+use kernels::gemm::{naive, Gemm, MatMut, MatRef, Microkernel, Precision};
 use kernels::Isa;
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ fn sgemm(c: &mut Criterion) {
         kernels::peak_gflops_per_core(),
         kernels::peak_gflops(threads)
     );
+    if let Some(p) = kernels::peak_bf16_gflops(threads) {
+        eprintln!("measured bf16 peak of the selected bf16 kernel: {p:.1} GFLOP/s on {threads} threads");
+    }
     let gemm = Gemm::new().expect("kernel");
     for shape in ISSUE_SHAPES {
         let mut group = c.benchmark_group(format!("sgemm/{}", shape.label().replace(' ', "_")));
@@ -32,6 +35,10 @@ fn sgemm(c: &mut Criterion) {
         let mut ops = Operands::new(shape);
         group.bench_function(format!("hone-{}", gemm.kernel().isa), |bench| bench.iter(|| ops.run_hone(&gemm)));
         group.bench_function("gemm-crate", |bench| bench.iter(|| ops.run_reference(threads)));
+        // bf16 precision: AMX, VDPBF16PS or rounding while packing, whichever this CPU runs.
+        let bf16 = gemm.with_precision(Precision::Bf16);
+        let name = bf16.bf16_kernel().map_or("round", |k| k.name);
+        group.bench_function(format!("hone-bf16-{name}"), |bench| bench.iter(|| ops.run_hone(&bf16)));
         group.finish();
     }
 }
@@ -49,6 +56,18 @@ fn microkernel(c: &mut Criterion) {
         let id = BenchmarkId::new(format!("{isa}-{}x{}", mk.mr, mk.nr), format!("k={k}"));
         group.bench_function(id, |bench| {
             bench.iter(|| mk.run_tile(k, black_box(&a), black_box(&b), &mut tile, mk.nr, 1.0, 1.0).expect("sizes"))
+        });
+    }
+    // bf16 kernels: `k` counts pair slots (2 bf16 of k each), so k = 128 slots is 256 of k.
+    for mk in Microkernel::bf16_kernels() {
+        let slots = 128;
+        let a = vec![f32::from_bits(0x3f00_3f00); slots * mk.mr]; // pairs of 0.5
+        let b = vec![f32::from_bits(0x3e80_3e80); slots * mk.nr]; // pairs of 0.25
+        let mut tile = vec![0.0f32; mk.mr * mk.nr];
+        group.throughput(Throughput::Elements((2 * 2 * slots * mk.mr * mk.nr) as u64));
+        let id = BenchmarkId::new(format!("{}-{}x{}", mk.name, mk.mr, mk.nr), format!("k={}", 2 * slots));
+        group.bench_function(id, |bench| {
+            bench.iter(|| mk.run_tile(slots, black_box(&a), black_box(&b), &mut tile, mk.nr, 1.0, 1.0).expect("sizes"))
         });
     }
     group.finish();

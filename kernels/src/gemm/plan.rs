@@ -219,6 +219,14 @@ impl Microkernel {
         beta: f32,
     ) -> Result<(), KernelError> {
         let (mr, nr) = (self.mr, self.nr);
+        if self.packing == Packing::Bf16Tiles && !k.is_multiple_of(16) {
+            return Err(KernelError::BadBlocking {
+                reason: format!(
+                    "run_tile({}): k = {k} pair slots, but tile kernels take whole blocks of 16",
+                    self.name
+                ),
+            });
+        }
         let c_len = (mr - 1) * ldc + nr;
         if a.len() < k * mr || b.len() < k * nr || ldc < nr || c.len() < c_len {
             return Err(KernelError::BadBlocking {
