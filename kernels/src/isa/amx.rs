@@ -111,21 +111,41 @@ pub(crate) const GEMM: KernelFn = gemm_amx_32x32;
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm_amx_32x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     debug_assert!(k.is_multiple_of(SLOTS_PER_BLOCK));
-    // The tile result, 32 rows × 32 f32, before alpha and beta.
+    // The tile result, 32 rows × 32 f32, before alpha and beta (when C
+    // cannot go through the tiles directly).
     #[repr(C, align(64))]
     struct Tile([f32; MR * NR]);
-    let mut acc = Tile([0.0; MR * NR]);
     // SAFETY: `is_supported()` (checked before this kernel can be selected)
     // established AMX and the permission. Per the `KernelFn` contract a
     // holds k·MR and b holds k·NR slots: each k block reads 32 rows × 64
-    // bytes of A and 16 rows × 128 bytes of B inside them. The stores write
-    // `acc`, 32 rows × 128 bytes.
+    // bytes of A and 16 rows × 128 bytes of B inside them. C's tile rows
+    // i < 32, columns j < 32 are readable and writable at c[i·ldc + j]: the
+    // direct loads and stores touch exactly those (four 16×16 quarters,
+    // rows ldc·4 bytes apart). The other stores write `acc`, 32 rows × 128 bytes.
     unsafe {
         if !CONFIGURED.get() {
             asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly));
             CONFIGURED.set(true);
         }
-        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        // With alpha = 1 (nearly every call) C goes through the tiles
+        // directly: loaded as the starting sum when beta = 1, stored at the
+        // end. Otherwise the sum goes through `acc` and the epilogue below.
+        let direct = alpha == 1.0 && (beta == 0.0 || beta == 1.0);
+        let cb = c as *mut u8;
+        let (c0, c1, c2, c3) = (cb, cb.add(64), cb.add(16 * ldc * 4), cb.add(16 * ldc * 4 + 64));
+        if direct && beta == 1.0 {
+            asm!(
+                "tileloadd tmm0, [{c0} + {s}*1]",
+                "tileloadd tmm1, [{c1} + {s}*1]",
+                "tileloadd tmm2, [{c2} + {s}*1]",
+                "tileloadd tmm3, [{c3} + {s}*1]",
+                c0 = in(reg) c0, c1 = in(reg) c1, c2 = in(reg) c2, c3 = in(reg) c3,
+                s = in(reg) ldc * 4,
+                options(nostack, readonly),
+            );
+        } else {
+            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        }
         let (a, b) = (a as *const u8, b as *const u8);
         for kb in 0..k / SLOTS_PER_BLOCK {
             let ak = a.add(kb * MR * 64);
@@ -148,6 +168,19 @@ unsafe fn gemm_amx_32x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, ld
                 options(nostack, readonly),
             );
         }
+        if direct {
+            asm!(
+                "tilestored [{c0} + {s}*1], tmm0",
+                "tilestored [{c1} + {s}*1], tmm1",
+                "tilestored [{c2} + {s}*1], tmm2",
+                "tilestored [{c3} + {s}*1], tmm3",
+                c0 = in(reg) c0, c1 = in(reg) c1, c2 = in(reg) c2, c3 = in(reg) c3,
+                s = in(reg) ldc * 4,
+                options(nostack),
+            );
+            return;
+        }
+        let mut acc = Tile([0.0; MR * NR]);
         let t = acc.0.as_mut_ptr() as *mut u8;
         asm!(
             "tilestored [{t0} + {s}*1], tmm0",
