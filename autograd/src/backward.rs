@@ -10,12 +10,13 @@
 //!    `.grad` (for parameters, where they accumulate across calls until
 //!    [`Var::zero_grad`]).
 //!
-//! The pending map holds the only extra reference to an intermediate node,
-//! so a node and its value are freed as soon as its own backward has run.
+//! The walk holds nodes, never values: a node keeps only its closure (and
+//! the tensors the closure saved), freed as soon as its own backward has run.
 
 use crate::var::{Node, Var};
 use kernels::nn::elementwise::{axpy, BinaryOp};
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use tensor::ops::elementwise::binary;
 use tensor::{Tensor, TensorError};
 
@@ -34,44 +35,45 @@ impl Var {
         if seed.shape() != self.shape() {
             return Err(TensorError::shape("backward", format!("seed {:?} for {:?}", seed.shape(), self.shape())));
         }
-        if self.0.consumed.get() {
+        let root = &self.0.node;
+        if root.consumed.get() {
             return Err(consumed());
         }
-        if !self.requires_grad() {
+        if !root.requires_grad {
             return Err(TensorError::shape("backward", "nothing in this expression requires a gradient"));
         }
-        if self.is_leaf() {
-            accumulate_leaf(self, &seed)?;
-            return Ok(());
+        if root.is_leaf() {
+            return accumulate_leaf(root, seed);
         }
-        let order = topological_order(self);
-        let mut pending: HashMap<*const Node, (Var, Tensor)> = HashMap::new();
-        pending.insert(self.key(), (self.clone(), seed));
+        let order = topological_order(root);
+        let mut pending: HashMap<*const Node, (Rc<Node>, Tensor)> = HashMap::new();
+        pending.insert(Rc::as_ptr(root), (root.clone(), seed));
         for key in order.iter().rev() {
             // Nodes no gradient reached (every path to them was cut) are skipped.
-            let Some((var, grad)) = pending.remove(key) else { continue };
-            let Some(gf) = var.0.grad_fn.borrow_mut().take() else { return Err(consumed()) };
-            var.0.consumed.set(true);
-            let needs: Vec<bool> = gf.parents.iter().map(Var::requires_grad).collect();
+            let Some((node, grad)) = pending.remove(key) else { continue };
+            let Some(gf) = node.grad_fn.borrow_mut().take() else { return Err(consumed()) };
+            node.consumed.set(true);
+            let needs: Vec<bool> = gf.parents.iter().map(|p| p.requires_grad).collect();
             let timer = crate::profile::backward_timer();
             let grads = (gf.backward)(&grad, &needs)?;
             crate::profile::backward_done(gf.op, timer);
             for (parent, g) in gf.parents.iter().zip(grads) {
                 let Some(g) = g else { continue };
-                if g.shape() != parent.shape().as_slice() {
+                if g.shape() != parent.shape.as_slice() {
                     return Err(TensorError::shape(
                         gf.op,
-                        format!("backward produced a gradient of {:?} for an input of {:?}", g.shape(), parent.shape()),
+                        format!("backward produced a gradient of {:?} for an input of {:?}", g.shape(), parent.shape),
                     ));
                 }
                 if parent.is_leaf() {
-                    if parent.requires_grad() {
-                        accumulate_leaf(parent, &g)?;
+                    if parent.requires_grad {
+                        accumulate_leaf(parent, g)?;
                     }
                 } else {
-                    match pending.remove(&parent.key()) {
-                        Some((p, old)) => pending.insert(p.key(), (p, binary(BinaryOp::Add, &old, &g)?)),
-                        None => pending.insert(parent.key(), (parent.clone(), g)),
+                    let key = Rc::as_ptr(parent);
+                    match pending.remove(&key) {
+                        Some((p, old)) => pending.insert(key, (p, binary(BinaryOp::Add, &old, &g)?)),
+                        None => pending.insert(key, (parent.clone(), g)),
                     };
                 }
             }
@@ -85,22 +87,22 @@ fn consumed() -> TensorError {
 }
 
 /// Every recorded (non-leaf) node reachable from `root`, each after its inputs.
-fn topological_order(root: &Var) -> Vec<*const Node> {
+fn topological_order(root: &Rc<Node>) -> Vec<*const Node> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = vec![(root.clone(), false)];
-    while let Some((var, inputs_done)) = stack.pop() {
+    while let Some((node, inputs_done)) = stack.pop() {
         if inputs_done {
-            order.push(var.key());
+            order.push(Rc::as_ptr(&node));
             continue;
         }
-        if !seen.insert(var.key()) {
+        if !seen.insert(Rc::as_ptr(&node)) {
             continue;
         }
-        stack.push((var.clone(), true));
-        if let Some(gf) = var.0.grad_fn.borrow().as_ref() {
+        stack.push((node.clone(), true));
+        if let Some(gf) = node.grad_fn.borrow().as_ref() {
             for p in &gf.parents {
-                if p.requires_grad() && !p.is_leaf() && !seen.contains(&p.key()) {
+                if p.requires_grad && !p.is_leaf() && !seen.contains(&Rc::as_ptr(p)) {
                     stack.push((p.clone(), false));
                 }
             }
@@ -109,11 +111,13 @@ fn topological_order(root: &Var) -> Vec<*const Node> {
     order
 }
 
-fn accumulate_leaf(leaf: &Var, g: &Tensor) -> Result<(), TensorError> {
-    let mut slot = leaf.0.grad.borrow_mut();
+/// Adds `g` to a parameter's gradient. The first gradient of a step is
+/// moved in, not copied, when nothing else holds its buffer.
+fn accumulate_leaf(leaf: &Node, g: Tensor) -> Result<(), TensorError> {
+    let mut slot = leaf.grad.borrow_mut();
     match slot.as_mut() {
         Some(acc) => axpy(1.0, &g.f32_data(), acc)?,
-        None => *slot = Some(g.f32_data().into_owned()),
+        None => *slot = Some(g.into_f32_vec()),
     }
     Ok(())
 }

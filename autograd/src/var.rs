@@ -1,10 +1,17 @@
 //! `Var`: a tensor in the graph, with its gradient and how it was made.
 //!
-//! A `Var` is a reference-counted node. A leaf is a tensor the user made:
-//! a parameter (`requires_grad`) or a constant. Every op on `Var`s returns a
-//! new node that remembers its parents and a backward closure holding what
-//! the backward needs (the "saved activations"). Nothing else is recorded:
-//! the graph is the set of nodes reachable from the loss.
+//! A `Var` is a reference-counted handle holding a value and a [`Node`]. A
+//! leaf is a tensor the user made: a parameter (`requires_grad`) or a
+//! constant. Every op on `Var`s returns a new handle whose node remembers the
+//! parents' nodes and a backward closure holding what the backward needs
+//! (the "saved activations"). Nothing else is recorded: the graph is the set
+//! of nodes reachable from the loss.
+//!
+//! The graph links nodes, not values. An intermediate result's value lives
+//! as long as the user's handles to it, or a closure that saved it, and no
+//! longer: the output of a projection that only feeds an add is freed as
+//! soon as the add has run, as in PyTorch, where a graph edge does not keep
+//! a tensor alive either.
 //!
 //! An op records nothing when no input requires a gradient or inside
 //! [`no_grad`]: its result is a plain constant and its saved tensors are
@@ -22,12 +29,14 @@ pub(crate) type BackwardFn = Box<dyn FnOnce(&Tensor, &[bool]) -> Result<Vec<Opti
 
 pub(crate) struct GradFn {
     pub(crate) op: &'static str,
-    pub(crate) parents: Vec<Var>,
+    pub(crate) parents: Vec<Rc<Node>>,
     pub(crate) backward: BackwardFn,
 }
 
+/// What the graph keeps of a variable: everything but its value.
 pub(crate) struct Node {
-    pub(crate) value: RefCell<Tensor>,
+    /// The value's shape, which never changes (see [`Var::set_value`]).
+    pub(crate) shape: Vec<usize>,
     pub(crate) requires_grad: bool,
     /// Accumulated gradient of a leaf that requires one (f32, the value's shape).
     pub(crate) grad: RefCell<Option<Vec<f32>>>,
@@ -38,9 +47,21 @@ pub(crate) struct Node {
     pub(crate) consumed: Cell<bool>,
 }
 
-/// A tensor in the autograd graph. Cloning is cheap (a reference count).
+impl Node {
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.grad_fn.borrow().is_none() && !self.consumed.get()
+    }
+}
+
+pub(crate) struct Handle {
+    value: RefCell<Tensor>,
+    pub(crate) node: Rc<Node>,
+}
+
+/// A tensor in the autograd graph. Cloning is cheap (a reference count);
+/// clones share the value and the gradient.
 #[derive(Clone)]
-pub struct Var(pub(crate) Rc<Node>);
+pub struct Var(pub(crate) Rc<Handle>);
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -66,13 +87,14 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 
 impl Var {
     fn leaf(value: Tensor, requires_grad: bool) -> Var {
-        Var(Rc::new(Node {
-            value: RefCell::new(value),
+        let node = Node {
+            shape: value.shape().to_vec(),
             requires_grad,
             grad: RefCell::new(None),
             grad_fn: RefCell::new(None),
             consumed: Cell::new(false),
-        }))
+        };
+        Var(Rc::new(Handle { value: RefCell::new(value), node: Rc::new(node) }))
     }
 
     /// A trainable leaf: backward fills its gradient.
@@ -95,8 +117,8 @@ impl Var {
             return Var::constant(value);
         }
         let var = Var::leaf(value, true);
-        let parents = parents.iter().map(|&p| p.clone()).collect();
-        *var.0.grad_fn.borrow_mut() = Some(GradFn { op, parents, backward });
+        let parents = parents.iter().map(|p| p.0.node.clone()).collect();
+        *var.0.node.grad_fn.borrow_mut() = Some(GradFn { op, parents, backward });
         var
     }
 
@@ -130,56 +152,51 @@ impl Var {
     }
 
     pub fn shape(&self) -> Vec<usize> {
-        self.0.value.borrow().shape().to_vec()
+        self.0.node.shape.clone()
     }
 
     /// Whether a gradient flows to (or through) this variable.
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
+        self.0.node.requires_grad
     }
 
     /// Whether this is a leaf (made by the user, not by an op).
     pub fn is_leaf(&self) -> bool {
-        self.0.grad_fn.borrow().is_none() && !self.0.consumed.get()
+        self.0.node.is_leaf()
     }
 
     /// The accumulated gradient of a parameter (`None` before any backward, or for a non-leaf).
     pub fn grad(&self) -> Option<Tensor> {
-        let g = self.0.grad.borrow();
+        let g = self.0.node.grad.borrow();
         g.as_ref().map(|g| Tensor::from_vec(g.clone(), &self.shape()).expect("gradient has the value's size"))
     }
 
     /// Runs `f` on the accumulated gradient without copying it.
     pub fn with_grad<R>(&self, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
-        f(self.0.grad.borrow().as_deref())
+        f(self.0.node.grad.borrow().as_deref())
     }
 
     /// Multiplies the accumulated gradient by `s` (gradient clipping).
     pub fn scale_grad(&self, s: f32) {
-        if let Some(g) = self.0.grad.borrow_mut().as_mut() {
+        if let Some(g) = self.0.node.grad.borrow_mut().as_mut() {
             g.iter_mut().for_each(|x| *x *= s);
         }
     }
 
     /// Forgets the accumulated gradient (the next backward starts from zero).
     pub fn zero_grad(&self) {
-        *self.0.grad.borrow_mut() = None;
+        *self.0.node.grad.borrow_mut() = None;
     }
 
     /// The value of a one-element variable (a loss).
     pub fn item(&self) -> Result<f32, TensorError> {
         self.0.value.borrow().item()
     }
-
-    /// Identity of the node (for maps during backward).
-    pub(crate) fn key(&self) -> *const Node {
-        Rc::as_ptr(&self.0)
-    }
 }
 
 impl fmt::Debug for Var {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = self.0.grad_fn.borrow().as_ref().map(|g| g.op);
+        let op = self.0.node.grad_fn.borrow().as_ref().map(|g| g.op);
         f.debug_struct("Var")
             .field("shape", &self.shape())
             .field("requires_grad", &self.requires_grad())

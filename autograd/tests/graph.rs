@@ -59,6 +59,23 @@ fn saved_activations_are_freed_by_backward() {
 }
 
 #[test]
+fn the_graph_keeps_no_value_it_did_not_save() {
+    let x = Var::parameter(random_tensor(&[16], 6, 1.0));
+    let w = Var::parameter(random_tensor(&[16], 7, 1.0));
+    // y only feeds an add, which saves nothing: once the user drops y, its
+    // value must go, though the graph still routes gradients through y.
+    let y = scale(&x, 3.0).unwrap();
+    let y_storage = Arc::downgrade(y.value().storage());
+    let z = sum(&mul(&add(&y, &w).unwrap(), &w).unwrap()).unwrap();
+    drop(y);
+    assert!(y_storage.upgrade().is_none(), "the graph kept a value nobody saved");
+    z.backward().unwrap();
+    // ∂/∂x Σ (3x + w)·w = 3w
+    let want: Vec<f32> = w.value().to_f32_vec().iter().map(|v| 3.0 * v).collect();
+    assert_eq!(x.grad().unwrap().to_f32_vec(), want);
+}
+
+#[test]
 fn backward_needs_a_scalar() {
     let x = Var::parameter(random_tensor(&[3], 6, 1.0));
     let err = gelu(&x).unwrap().backward().unwrap_err();

@@ -293,6 +293,24 @@ impl Tensor {
         }
     }
 
+    /// The elements as an owned f32 vector: the tensor's own buffer, moved
+    /// out without a copy, when it is the only owner of a whole contiguous f32
+    /// storage; otherwise a copy as [`Tensor::to_f32_vec`] makes.
+    pub fn into_f32_vec(self) -> Vec<f32> {
+        let whole = self.offset == 0
+            && self.is_contiguous()
+            && matches!(*self.storage, Storage::F32(ref v) if v.len() == self.numel());
+        if !whole {
+            return self.to_f32_vec();
+        }
+        let n = self.numel();
+        match Arc::try_unwrap(self.storage) {
+            Ok(Storage::F32(v)) => v,
+            Ok(_) => unreachable!("checked to be f32 storage"),
+            Err(shared) => shared.as_f32().expect("checked to be f32 storage")[..n].to_vec(),
+        }
+    }
+
     /// The elements of a contiguous f32 tensor, without copying.
     pub fn as_f32_slice(&self) -> Result<&[f32], TensorError> {
         let src = self
@@ -338,6 +356,19 @@ mod tests {
         assert!(Arc::ptr_eq(t.storage(), t.contiguous().storage()));
         assert!(Arc::ptr_eq(t.storage(), t.reshape(&[6, 4]).unwrap().storage()));
         assert_eq!(p.reshape(&[24]).unwrap().to_f32_vec(), v);
+    }
+
+    #[test]
+    fn into_f32_vec_moves_a_sole_buffer_and_copies_otherwise() {
+        let t = arange(&[2, 3]);
+        let ptr = t.as_f32_slice().unwrap().as_ptr();
+        let v = t.into_f32_vec();
+        assert_eq!(v.as_ptr(), ptr, "the only owner gives its buffer up");
+        let t = arange(&[2, 3]);
+        let view = t.reshape(&[3, 2]).unwrap();
+        assert_eq!(view.into_f32_vec(), t.to_f32_vec(), "a shared buffer is copied");
+        assert_eq!(t.transpose(0, 1).unwrap().into_f32_vec(), [0., 3., 1., 4., 2., 5.]);
+        assert_eq!(t.narrow(1, 1, 2).unwrap().into_f32_vec(), [1., 2., 4., 5.]);
     }
 
     #[test]
