@@ -30,6 +30,7 @@ pub use ops::embedding::embedding;
 pub use ops::gelu::gelu;
 pub use ops::layer_norm::layer_norm;
 pub use ops::linear::linear;
+pub use ops::linear_cross_entropy::{linear_cross_entropy, linear_cross_entropy_blocked};
 pub use ops::matmul::matmul;
 pub use ops::mean::mean;
 pub use ops::mul::mul;

@@ -166,6 +166,55 @@ proptest! {
         let logits = random_tensor(&[rows, vocab], seed, 3.0);
         ok(check(&[logits], Tolerance::default(), |v| cross_entropy(&v[0], &targets)))?;
     }
+
+    #[test]
+    fn linear_cross_entropy_in_blocks(rows in 1usize..9, hidden in 1usize..6, vocab in 2usize..10, block in 1usize..4, picks in prop::collection::vec(0i64..12, 8), seed in 0u64..1000) {
+        let targets: Vec<i64> = picks[..rows].iter().map(|&p| if p >= vocab as i64 { IGNORE_INDEX } else { p }).collect();
+        let x = random_tensor(&[rows, hidden], seed, 1.5);
+        let w = random_tensor(&[vocab, hidden], seed + 1, 1.5);
+        ok(check(&[x, w], Tolerance::default(), |v| linear_cross_entropy_blocked(&v[0], &v[1], &targets, block)))?;
+    }
+}
+
+/// The fused op against `cross_entropy(linear(x, W))`: the same loss bit
+/// for bit, the same gradients to rounding, for any block size, for a
+/// frozen W, and under `no_grad`.
+#[test]
+fn linear_cross_entropy_equals_the_unfused_ops() {
+    let (rows, hidden, vocab) = (13, 7, 29);
+    let targets: Vec<i64> = (0..rows as i64).map(|i| if i % 4 == 1 { IGNORE_INDEX } else { i * 7 % 29 }).collect();
+    let (xt, wt) = (random_tensor(&[rows, hidden], 5, 2.0), random_tensor(&[vocab, hidden], 6, 2.0));
+    let run = |fused: Option<usize>, train_w: bool| {
+        let x = Var::parameter(xt.clone());
+        let w = if train_w { Var::parameter(wt.clone()) } else { Var::constant(wt.clone()) };
+        let loss = match fused {
+            Some(block) => linear_cross_entropy_blocked(&x, &w, &targets, block).unwrap(),
+            None => cross_entropy(&linear(&x, &w, None).unwrap(), &targets).unwrap(),
+        };
+        // An upstream gradient other than 1 (a scaled loss) must scale both results.
+        loss.backward_with(Tensor::from_vec(vec![0.75], &[]).unwrap()).unwrap();
+        (loss.item().unwrap(), x.grad().unwrap().to_f32_vec(), w.grad().map(|g| g.to_f32_vec()))
+    };
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6 * (1.0 + y.abs()));
+    for train_w in [true, false] {
+        let (loss, gx, gw) = run(None, train_w);
+        for block in [1, 4, 5, 13, 64] {
+            let (f_loss, f_gx, f_gw) = run(Some(block), train_w);
+            assert_eq!(f_loss, loss, "block {block}");
+            assert!(close(&f_gx, &gx), "dx, block {block}");
+            assert_eq!(f_gw.is_some(), train_w);
+            if let (Some(a), Some(b)) = (f_gw, &gw) {
+                assert!(close(&a, b), "dW, block {block}");
+            }
+        }
+    }
+    let x = Var::parameter(xt.clone());
+    let w = Var::parameter(wt.clone());
+    let evaluated = no_grad(|| linear_cross_entropy_blocked(&x, &w, &targets, 3).unwrap());
+    assert!(!evaluated.requires_grad());
+    assert_eq!(evaluated.item().unwrap(), run(None, true).0);
+    let err = linear_cross_entropy(&x, &w, &targets[1..]).unwrap_err();
+    assert!(err.to_string().contains("12 rows"), "{err}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::layers::{rope_tables, Block, KvCache, Linear, Norm};
 use crate::lora::{Lora, LoraConfig};
 use crate::rope::Rope;
 use crate::ModelError;
-use autograd::{add, cross_entropy, embedding, linear, reshape, Var, IGNORE_INDEX};
+use autograd::{add, cross_entropy, embedding, linear, linear_cross_entropy, reshape, Var, IGNORE_INDEX};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use tensor::{Tensor, TensorError};
@@ -72,15 +72,31 @@ impl Model {
         // gradient are the same; the ignored rows get a zero gradient.
         let counted: Vec<u32> = (0..targets.len() as u32).filter(|&i| targets[i as usize] != IGNORE_INDEX).collect();
         let hidden = self.hidden(ids, batch, seq, None)?; // (B, T, C)
-        if counted.is_empty() || counted.len() == targets.len() {
-            return cross_entropy(&self.head(&hidden)?, &targets);
+        let (rows, kept) = if counted.is_empty() || counted.len() == targets.len() {
+            (hidden, targets)
+        } else {
+            let flat = reshape(&hidden, &[batch * seq, self.config.hidden_size])?; // (B·T, C)
+                                                                                   // Picking rows is an embedding lookup into the hidden states: the
+                                                                                   // backward scatters each row's gradient back to its position.
+            let picked = embedding(&flat, &counted)?; // (R, C)
+            (picked, counted.iter().map(|&i| targets[i as usize]).collect())
+        };
+        match self.plain_head_weight() {
+            // The head and the loss fused: no (R, V) logits kept.
+            Some(w) => linear_cross_entropy(&rows, w, &kept),
+            None => cross_entropy(&self.head(&rows)?, &kept),
         }
-        let flat = reshape(&hidden, &[batch * seq, self.config.hidden_size])?; // (B·T, C)
-                                                                               // Picking rows is an embedding lookup into the hidden states: the
-                                                                               // backward scatters each row's gradient back to its position.
-        let picked = embedding(&flat, &counted)?; // (R, C)
-        let kept: Vec<i64> = counted.iter().map(|&i| targets[i as usize]).collect();
-        cross_entropy(&self.head(&picked)?, &kept)
+    }
+
+    /// The LM head's `(vocab, C)` weight when the head is `x · Wᵀ` and
+    /// nothing more (tied, or untied without bias or LoRA): then the loss
+    /// can run the fused head + cross-entropy.
+    pub fn plain_head_weight(&self) -> Option<&Var> {
+        match &self.lm_head {
+            None => Some(&self.embed),
+            Some(h) if !h.conv1d && h.bias.is_none() && h.lora.is_none() => Some(&h.weight),
+            Some(_) => None,
+        }
     }
 
     /// Logits `(T, vocab)` of `ids` continuing the sequence in `cache`

@@ -47,10 +47,27 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
         let a_i = if batch.is_some() { a.narrow(0, i, 1)?.reshape(&[m, k])? } else { a.clone() };
         let b_i = if b_batched { b.narrow(0, i, 1)?.reshape(&[k, n])? } else { b.clone() };
         let c = MatMut::new(c, m, n, n).map_err(|e| bad(e.to_string()))?;
-        run(&gemm, &a_i, &b_i, c).map_err(|e| bad(e.to_string()))?;
+        run(&gemm, &a_i, &b_i, 0.0, c).map_err(|e| bad(e.to_string()))?;
     }
     let shape: Vec<usize> = batch.map(|bt| vec![bt, m, n]).unwrap_or_else(|| vec![m, n]);
     Tensor::from_vec(out, &shape)
+}
+
+/// `c ← a · b + beta · c` for 2-D `a` `(m, k)` and `b` `(k, n)` (any dtypes
+/// and views, as for [`matmul`]), into a caller's row-major `(m, n)` buffer:
+/// for loops that reuse one buffer, or accumulate products (`beta = 1`).
+/// With `beta = 0`, `c` is only written.
+pub fn matmul_into(a: &Tensor, b: &Tensor, beta: f32, c: &mut [f32]) -> Result<(), TensorError> {
+    let bad = |detail: String| TensorError::shape("matmul_into", detail);
+    let (&[m, k], &[k2, n]) = (a.shape(), b.shape()) else {
+        return Err(bad(format!("a and b must be 2-D, got {:?} and {:?}", a.shape(), b.shape())));
+    };
+    if k2 != k || c.len() != m * n {
+        return Err(bad(format!("{:?} · {:?} into a buffer of {} elements", a.shape(), b.shape(), c.len())));
+    }
+    let gemm = Gemm::new().map_err(|e| bad(e.to_string()))?;
+    let c = MatMut::new(c, m, n, n).map_err(|e| bad(e.to_string()))?;
+    run(&gemm, &gemm_ready(a), &gemm_ready(b), beta, c).map_err(|e| bad(e.to_string()))
 }
 
 /// `t` itself if each of its matrices has a unit-stride row or column
@@ -76,14 +93,14 @@ where
     MatRef::strided(&data[t.offset()..], rows, cols, rs, cs)
 }
 
-/// C = A·B for 2-D views, dispatching on the two dtypes.
-fn run(gemm: &Gemm, a: &Tensor, b: &Tensor, c: MatMut<'_>) -> Result<(), kernels::KernelError> {
+/// C = A·B + beta·C for 2-D views, dispatching on the two dtypes.
+fn run(gemm: &Gemm, a: &Tensor, b: &Tensor, beta: f32, c: MatMut<'_>) -> Result<(), kernels::KernelError> {
     let (sa, sb) = (a.storage(), b.storage());
     // Each arm: borrow both storages as their element type and multiply.
     macro_rules! go {
         ($as_a:ident, $as_b:ident) => {{
             let (da, db) = (sa.$as_a().expect("dtype checked"), sb.$as_b().expect("dtype checked"));
-            gemm.run(1.0, mat(a, da)?, mat(b, db)?, 0.0, c)
+            gemm.run(1.0, mat(a, da)?, mat(b, db)?, beta, c)
         }};
     }
     match (a.dtype(), b.dtype()) {
@@ -153,5 +170,21 @@ mod tests {
 
         assert!(matmul(&at, &at).is_err());
         assert!(matmul(&Tensor::zeros(&[2]), &bt).is_err());
+    }
+
+    #[test]
+    fn matmul_into_writes_then_accumulates() {
+        let (m, k, n) = (4, 6, 5);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.29).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.13).cos()).collect();
+        let want = naive(&a, &b, m, k, n);
+        let (at, bt) = (Tensor::from_vec(a, &[m, k]).unwrap(), Tensor::from_vec(b, &[k, n]).unwrap());
+        let mut c = vec![f32::NAN; m * n];
+        matmul_into(&at, &bt, 0.0, &mut c).unwrap();
+        assert!(close(&c, &want), "beta = 0 never reads the NaNs");
+        matmul_into(&at, &bt, 1.0, &mut c).unwrap();
+        assert!(close(&c, &want.iter().map(|x| 2.0 * x).collect::<Vec<_>>()));
+        assert!(matmul_into(&at, &bt, 0.0, &mut c[1..]).is_err());
+        assert!(matmul_into(&at, &at, 0.0, &mut c).is_err());
     }
 }

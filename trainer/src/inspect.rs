@@ -7,7 +7,9 @@
 //! - activations kept for the backward, per layer, from what each op saves
 //!   (an estimate: the inputs of every norm, projection and activation, and
 //!   q/k/v/out/lse of attention), times B·T;
-//! - logits and their gradient (B·T·V each).
+//! - logits: one block of rows when the LM head is fused with the loss
+//!   (`autograd::ops::linear_cross_entropy`), otherwise the logits and their
+//!   gradient (B·T·V each).
 
 use crate::train::{prepare_model, TrainConfig};
 use anyhow::Result;
@@ -59,7 +61,11 @@ pub fn plan(model: &Model, batch: usize, seq: usize) -> MemoryPlan {
     let mlp = if c.arch == Arch::Gpt2 { 2 * i } else { 3 * i };
     let per_token_layer = 4 * h + 2 * qkv + c.num_heads * d + h + mlp;
     p.activations = 4 * batch * seq * (c.num_layers * per_token_layer + 2 * h);
-    p.logits = 2 * 4 * batch * seq * c.vocab_size;
+    let rows = batch * seq;
+    p.logits = match model.plain_head_weight() {
+        Some(_) => 4 * c.vocab_size * autograd::ops::linear_cross_entropy::block_rows(rows, c.vocab_size).min(rows),
+        None => 2 * 4 * rows * c.vocab_size,
+    };
     p
 }
 
@@ -92,7 +98,7 @@ pub fn report(c: &TrainConfig) -> Result<String> {
          \x20 gradients (f32)                         {}\n\
          \x20 AdamW moments (2 × f32)                 {}\n\
          \x20 activations kept for backward (est.)    {}\n\
-         \x20 logits and their gradient               {}\n\
+         \x20 logits (LM head)                        {}\n\
          \x20 total resident (est.)                   {}\n",
         model.dir.display(),
         cfg.arch,

@@ -17,6 +17,7 @@ pub mod embedding;
 pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
+pub mod linear_cross_entropy;
 pub mod matmul;
 pub mod mean;
 pub mod mul;

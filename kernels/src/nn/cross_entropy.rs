@@ -77,6 +77,12 @@ vectorized! {
     }
 }
 
+vectorized! {
+    fn grad_row_in_place(z: &mut [f32], lse: f32, scale: f32) {
+        z.iter_mut().for_each(|v| *v = exp(*v - lse) * scale);
+    }
+}
+
 /// Loss of each row of `logits` (`targets.len()` rows of `vocab`).
 pub fn cross_entropy_forward(
     logits: &[f32],
@@ -124,6 +130,35 @@ pub fn cross_entropy_backward(
     Ok(())
 }
 
+/// The same gradient written over the logits themselves, for callers that
+/// need the logits no longer (the fused LM head + loss): row `n` of `logits`
+/// becomes `(softmax − onehot) · scale` with its saved `lse[n]`, or zeros
+/// when its target is ignored. `scale` is `dloss / count` of the whole loss,
+/// which a block of rows cannot know by itself.
+pub fn cross_entropy_grad_in_place(
+    logits: &mut [f32],
+    vocab: usize,
+    targets: &[i64],
+    ignore_index: i64,
+    lse: &[f32],
+    scale: f32,
+) -> Result<(), KernelError> {
+    check(logits.len(), vocab, targets, ignore_index)?;
+    if lse.len() != targets.len() {
+        return Err(KernelError::bad("cross_entropy_grad_in_place", "saved lse of the wrong size"));
+    }
+    logits.par_chunks_mut(vocab).enumerate().for_each(|(n, z)| {
+        let t = targets[n];
+        if t == ignore_index {
+            z.fill(0.0);
+        } else {
+            grad_row_in_place(z, lse[n], scale);
+            z[t as usize] -= scale;
+        }
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +186,9 @@ mod tests {
             let s: f32 = d[row * vocab..(row + 1) * vocab].iter().sum();
             assert!(s.abs() < 1e-6, "each counted row's gradient sums to 0");
         }
+        let mut in_place = logits.clone();
+        cross_entropy_grad_in_place(&mut in_place, vocab, &targets, IGNORE_INDEX, &ce.lse, 1.0 / 3.0).unwrap();
+        assert_eq!(in_place, d, "in place equals the two-buffer backward bit for bit");
         let err = cross_entropy_forward(&logits, vocab, &[3, 11, 0, 0], IGNORE_INDEX).unwrap_err();
         assert!(err.to_string().contains("target 11 at row 1"), "{err}");
         assert!(cross_entropy_forward(&logits, vocab, &[3, -5, 0, 0], IGNORE_INDEX).is_err());

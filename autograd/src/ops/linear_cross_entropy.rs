@@ -1,0 +1,126 @@
+//! `L = cross_entropy(x · Wᵀ, targets)`: the LM head and the loss as one op,
+//! a block of rows at a time, so the `(N, V)` logits never exist whole.
+//!
+//! With `Z = x · Wᵀ` `(N, V)`, `C` counted rows, and the loss's gradient
+//! `G = ∂L/∂Z = (softmax(Z) − onehot(t)) / C` (zero on ignored rows):
+//! ```text
+//! ∂L/∂x = G · W        (N, V)·(V, C)
+//! ∂L/∂W = Gᵀ · x       (V, N)·(N, C)
+//! ```
+//! `L` is a scalar, so the gradient arriving in the backward is one number
+//! `g`, and both results are linear in it. So the forward forms them with
+//! `g = 1` while each block `Z_r` is at hand, and the backward only scales
+//! by `g` (Liger Kernel's fused linear cross-entropy). For each block of R rows:
+//! ```text
+//! Z_r  = x_r · Wᵀ                          (R, V)   one reused buffer
+//! lse_r, loss_r                            (R)
+//! Z_r ← G_r, in place                      (R, V)
+//! dx_r = G_r · W                           (R, C)
+//! dW  += G_rᵀ · x_r                        (V, C)   only when W is trained
+//! ```
+//! Memory: one `(R, V)` block instead of the logits and their gradient
+//! (`2·N·V` floats), plus `dx` and, for a trained W, `dW`, which is the size
+//! of the gradient W receives anyway. The work is the unfused op's: three
+//! products of `N·C·V`; W is packed once per block rather than once.
+//! Without recording (evaluation) only the loss is computed.
+//!
+//! The loss is the unfused op's bit for bit (the same per-row `lse`, summed
+//! in row order in f64); `dW` sums its blocks in a different order, so it
+//! agrees to rounding.
+
+use crate::{is_grad_enabled, Var};
+use kernels::nn::cross_entropy::{cross_entropy_forward, cross_entropy_grad_in_place, IGNORE_INDEX};
+use tensor::{matmul_into, Tensor, TensorError};
+
+/// How many bytes of logits one block may hold.
+const BLOCK_BYTES: usize = 32 << 20;
+
+/// The mean cross-entropy of `x · Wᵀ` against `targets` (one per row of
+/// `x`, [`IGNORE_INDEX`] skipped), `x` `(..., C)` and `W` `(V, C)`, in
+/// blocks of rows sized to hold about 32 MiB of logits.
+pub fn linear_cross_entropy(x: &Var, w: &Var, targets: &[i64]) -> Result<Var, TensorError> {
+    let vocab = w.shape().first().copied().unwrap_or(1);
+    linear_cross_entropy_blocked(x, w, targets, block_rows(targets.len(), vocab))
+}
+
+/// Rows per block for `rows` rows of a `vocab`-sized head: the fewest even
+/// blocks whose logits fit in about 32 MiB.
+pub fn block_rows(rows: usize, vocab: usize) -> usize {
+    let (rows, vocab) = (rows.max(1), vocab.max(1));
+    let blocks = (rows * vocab * 4).div_ceil(BLOCK_BYTES).max(1);
+    rows.div_ceil(blocks)
+}
+
+/// [`linear_cross_entropy`] with an explicit block of `block_rows` rows
+/// (tests use small blocks to cross block edges).
+pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_rows: usize) -> Result<Var, TensorError> {
+    let bad = |detail: String| TensorError::shape("linear_cross_entropy", detail);
+    let (xv, wv) = (x.value(), w.value());
+    let x_shape = xv.shape().to_vec();
+    let &[vocab, hidden] = wv.shape() else {
+        return Err(bad(format!("weight must be (vocab, hidden), got {:?}", wv.shape())));
+    };
+    let rows = targets.len();
+    if x_shape.last() != Some(&hidden) || x_shape.iter().product::<usize>() != rows * hidden || block_rows == 0 {
+        return Err(bad(format!(
+            "x {x_shape:?} does not hold {rows} rows of the weight's {hidden} inputs (block of {block_rows} rows)"
+        )));
+    }
+    let x2 = xv.reshape(&[rows, hidden])?; // (N, C)
+    let w_t = wv.transpose(0, 1)?; // (C, V), a view
+    let count = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
+    let recording = is_grad_enabled();
+    let (need_x, need_w) = (recording && x.requires_grad(), recording && w.requires_grad());
+    let mut dx = if need_x { vec![0.0f32; rows * hidden] } else { Vec::new() };
+    let mut dw = if need_w { vec![0.0f32; vocab * hidden] } else { Vec::new() };
+    // Per row: log-sum-exp and the target's logit, to sum in row order.
+    let (mut lse, mut z_target) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let scale = if count == 0 { 0.0 } else { 1.0 / count as f32 };
+    let cap = block_rows.min(rows).max(1);
+    let mut block = Tensor::from_vec(vec![0.0; cap * vocab], &[cap, vocab])?; // (R, V), reused
+    for start in (0..rows).step_by(block_rows) {
+        let r = block_rows.min(rows - start);
+        let t_r = &targets[start..start + r];
+        let x_r = x2.narrow(0, start, r)?; // (R, C)
+        let z = &mut block.f32_mut()[..r * vocab]; // (R, V)
+        matmul_into(&x_r, &w_t, 0.0, z)?;
+        let ce = cross_entropy_forward(z, vocab, t_r, IGNORE_INDEX)?;
+        z_target.extend(
+            t_r.iter().enumerate().map(|(i, &t)| if t == IGNORE_INDEX { 0.0 } else { z[i * vocab + t as usize] }),
+        );
+        if need_x || need_w {
+            cross_entropy_grad_in_place(z, vocab, t_r, IGNORE_INDEX, &ce.lse, scale)?;
+            let g_r = block.narrow(0, 0, r)?; // (R, V), now G_r
+            if need_x {
+                matmul_into(&g_r, &wv, 0.0, &mut dx[start * hidden..(start + r) * hidden])?;
+            }
+            if need_w {
+                matmul_into(&g_r.transpose(0, 1)?, &x_r, if start == 0 { 0.0 } else { 1.0 }, &mut dw)?;
+            }
+        }
+        lse.extend(ce.lse);
+    }
+    // The unfused op's sum: counted rows in order, in f64.
+    let loss_sum: f64 =
+        (0..rows).filter(|&n| targets[n] != IGNORE_INDEX).map(|n| lse[n] as f64 - z_target[n] as f64).sum();
+    let loss = if count == 0 { 0.0 } else { (loss_sum / count as f64) as f32 };
+    let value = Tensor::from_vec(vec![loss], &[])?;
+    drop((block, x2, w_t));
+    Ok(Var::from_op(
+        "linear_cross_entropy",
+        value,
+        &[x, w],
+        Box::new(move |g, needs| {
+            let g = g.item()?;
+            let scaled = |mut v: Vec<f32>, shape: &[usize]| {
+                if g != 1.0 {
+                    v.iter_mut().for_each(|e| *e *= g);
+                }
+                Tensor::from_vec(v, shape)
+            };
+            let gx = if needs[0] { Some(scaled(dx, &x_shape)?) } else { None };
+            let gw = if needs[1] { Some(scaled(dw, &[vocab, hidden])?) } else { None };
+            Ok(vec![gx, gw])
+        }),
+    ))
+}
