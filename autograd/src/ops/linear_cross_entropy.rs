@@ -33,18 +33,21 @@ use kernels::nn::cross_entropy::{cross_entropy_forward, cross_entropy_grad_in_pl
 use tensor::{matmul_into, Tensor, TensorError};
 
 /// How many bytes of logits one block may hold.
-const BLOCK_BYTES: usize = 32 << 20;
+const BLOCK_BYTES: usize = 64 << 20;
 
 /// The mean cross-entropy of `x · Wᵀ` against `targets` (one per row of
 /// `x`, [`IGNORE_INDEX`] skipped), `x` `(..., C)` and `W` `(V, C)`, in
-/// blocks of rows sized to hold about 32 MiB of logits.
+/// blocks of rows sized to hold about 64 MiB of logits.
 pub fn linear_cross_entropy(x: &Var, w: &Var, targets: &[i64]) -> Result<Var, TensorError> {
     let vocab = w.shape().first().copied().unwrap_or(1);
     linear_cross_entropy_blocked(x, w, targets, block_rows(targets.len(), vocab))
 }
 
 /// Rows per block for `rows` rows of a `vocab`-sized head: the fewest even
-/// blocks whose logits fit in about 32 MiB.
+/// blocks whose logits fit in about 64 MiB. Every block packs W twice, so
+/// fewer blocks are faster and more blocks are smaller (the head of SmolLM2
+/// LoRA at B=4, T=128, measured: 365 ms per step with 32 MiB blocks, 318
+/// with 64, 290 with one 100 MiB block).
 pub fn block_rows(rows: usize, vocab: usize) -> usize {
     let (rows, vocab) = (rows.max(1), vocab.max(1));
     let blocks = (rows * vocab * 4).div_ceil(BLOCK_BYTES).max(1);
