@@ -176,6 +176,67 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn lora_linear_all_inputs(rows in 1usize..6, inputs in 1usize..6, out in 1usize..6, r in 1usize..4, bias in any::<bool>(), dropped in any::<bool>(), seed in 0u64..1000) {
+        let mask = dropped.then(|| dropout_mask(&[rows, inputs], 0.3, seed).unwrap());
+        let mut tensors = vec![
+            random_tensor(&[rows, inputs], seed, 1.0),
+            random_tensor(&[out, inputs], seed + 1, 1.0),
+            random_tensor(&[r, inputs], seed + 2, 1.0),
+            random_tensor(&[out, r], seed + 3, 1.0),
+        ];
+        if bias {
+            tensors.push(random_tensor(&[out], seed + 4, 1.0));
+        }
+        ok(check(&tensors, Tolerance::default(), |v| {
+            let layer = LoraLinear { weight: &v[1], bias: v.get(4), a: &v[2], b: &v[3], scale: 1.7, mask: mask.clone() };
+            lora_linear(&v[0], layer)
+        }))?;
+    }
+}
+
+/// `lora_linear` against the ops it replaces (`linear` + `dropout` +
+/// `linear` + `scale` + `linear` + `add`): bit for bit without dropout, to
+/// rounding with it, with W frozen as LoRA trains it.
+#[test]
+fn lora_linear_equals_the_unfused_ops() {
+    let (batch, seq, inputs, out, r) = (2, 5, 12, 9, 4);
+    let t = |shape: &[usize], seed| random_tensor(shape, seed, 1.0);
+    let (xt, wt, at, bt, biast) =
+        (t(&[batch, seq, inputs], 1), t(&[out, inputs], 2), t(&[r, inputs], 3), t(&[out, r], 4), t(&[out], 5));
+    for p in [0.0, 0.25] {
+        let run = |fused: bool| {
+            let (x, w, bias) = (Var::parameter(xt.clone()), Var::constant(wt.clone()), Var::parameter(biast.clone()));
+            let (a, b) = (Var::parameter(at.clone()), Var::parameter(bt.clone()));
+            let y = if fused {
+                let mask = (p > 0.0).then(|| dropout_mask(&[batch, seq, inputs], p, 9).unwrap());
+                lora_linear(&x, LoraLinear { weight: &w, bias: Some(&bias), a: &a, b: &b, scale: 2.0, mask }).unwrap()
+            } else {
+                let xd = if p > 0.0 { dropout(&x, p, 9).unwrap() } else { x.clone() };
+                let delta = linear(&scale(&linear(&xd, &a, None).unwrap(), 2.0).unwrap(), &b, None).unwrap();
+                add(&linear(&x, &w, Some(&bias)).unwrap(), &delta).unwrap()
+            };
+            let loss = sum(&mul(&y, &Var::constant(t(&[batch, seq, out], 6))).unwrap()).unwrap();
+            loss.backward().unwrap();
+            let grads = [&x, &bias, &a, &b].map(|v| v.grad().unwrap().to_f32_vec());
+            (y.value().to_f32_vec(), grads, w.grad().is_none())
+        };
+        let (fused, plain) = (run(true), run(false));
+        assert!(fused.2, "a frozen W gets no gradient");
+        if p == 0.0 {
+            assert_eq!(fused.0, plain.0, "output");
+            assert_eq!(fused.1, plain.1, "gradients");
+        } else {
+            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()));
+            assert!(close(&fused.0, &plain.0), "output with dropout");
+            assert!(fused.1.iter().zip(&plain.1).all(|(f, p)| close(f, p)), "gradients with dropout");
+        }
+    }
+}
+
 /// The fused op against `cross_entropy(linear(x, W))`: the same loss bit
 /// for bit, the same gradients to rounding, for any block size, for a
 /// frozen W, and under `no_grad`.

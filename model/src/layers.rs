@@ -5,7 +5,10 @@
 
 use crate::lora::Lora;
 use crate::rope::Rope;
-use autograd::{add, causal_attention, gelu, layer_norm, linear, matmul, narrow, reshape, rms_norm, rope, swiglu, Var};
+use autograd::{
+    add, causal_attention, dropout_mask, gelu, layer_norm, linear, lora_linear, matmul, narrow, reshape, rms_norm,
+    rope, swiglu, LoraLinear, Var,
+};
 use kernels::nn::attention::{causal_attention as attention_kernel, AttentionShape};
 use tensor::{Tensor, TensorError};
 
@@ -34,6 +37,18 @@ impl Linear {
 
     /// `y = x·Wᵀ + b (+ LoRA)`; x is `(..., in)`.
     pub fn forward(&self, x: &Var, dropout_seed: u64) -> Result<Var, TensorError> {
+        if let (Some(l), false) = (&self.lora, self.conv1d) {
+            // One op for the layer and its adapter: the low-rank update is
+            // accumulated into the output, never a separate (N, out) tensor.
+            let mask = if l.dropout > 0.0 && autograd::is_grad_enabled() {
+                Some(dropout_mask(&x.shape(), l.dropout, dropout_seed)?)
+            } else {
+                None
+            };
+            let parts =
+                LoraLinear { weight: &self.weight, bias: self.bias.as_ref(), a: &l.a, b: &l.b, scale: l.scale, mask };
+            return lora_linear(x, parts);
+        }
         let y = if self.conv1d {
             // Conv1D stores W as (in, out): y = x·W + b.
             let y = matmul(x, &self.weight)?;

@@ -18,6 +18,7 @@ pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
 pub mod linear_cross_entropy;
+pub mod lora_linear;
 pub mod matmul;
 pub mod mean;
 pub mod mul;

@@ -1,0 +1,113 @@
+//! A linear layer with its LoRA update, as one op:
+//! `y = x · Wᵀ + b + s · (x_d · Aᵀ) · Bᵀ`, with `x_d = x ⊙ m` (dropout's
+//! mask `m`, already divided by `1 − p`, or no mask), `A` `(r, in)`,
+//! `B` `(out, r)` and `s = α / r`.
+//!
+//! With `x` as `(N, in)`, `u = s · (x_d · Aᵀ)` `(N, r)` and `G = ∂L/∂y` `(N, out)`:
+//! ```text
+//! ∂L/∂B = Gᵀ · u                       (out, N)·(N, r)
+//! ∂L/∂A = (s · G·B)ᵀ · x_d             (r, N)·(N, in)
+//! ∂L/∂x = G · W + ((s · G·B) · A) ⊙ m  (N, out)·(out, in) + (N, r)·(r, in)
+//! ∂L/∂W = Gᵀ · x                       skipped for a frozen W, as always
+//! ∂L/∂b = Σ_rows G
+//! ```
+//! The same products as `linear` + `dropout` + `linear` + `scale` +
+//! `linear` + `add`, but the low-rank product is accumulated straight into
+//! `y` (a GEMM with β = 1) and its gradient straight into `∂L/∂x`: no
+//! `(N, out)` update or `(N, in)` gradient is allocated, added or kept.
+//! With no mask, every value and gradient is the unfused ops' bit for bit.
+
+use super::grad_for;
+use crate::Var;
+use tensor::ops::elementwise::{scale as scale_tensor, sum_to_shape};
+use tensor::{matmul, matmul_into, Tensor, TensorError};
+
+/// The parts of one LoRA-adapted linear layer (see the module doc).
+pub struct LoraLinear<'a> {
+    /// `(out, in)`, usually frozen.
+    pub weight: &'a Var,
+    pub bias: Option<&'a Var>,
+    /// `(r, in)`.
+    pub a: &'a Var,
+    /// `(out, r)`.
+    pub b: &'a Var,
+    /// `α / r`.
+    pub scale: f32,
+    /// Dropout's mask on the adapter's input, with kept entries `1/(1 − p)`,
+    /// the shape of `x` (see [`super::dropout::dropout_mask`]).
+    pub mask: Option<Tensor>,
+}
+
+pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
+    let bad = |detail: String| TensorError::shape("lora_linear", detail);
+    let (xv, wv, av, bv) = (x.value(), layer.weight.value(), layer.a.value(), layer.b.value());
+    let shape = xv.shape().to_vec();
+    let (&inputs, lead) = shape.split_last().ok_or_else(|| bad("x is a scalar".into()))?;
+    let (&[out, w_in], &[r, a_in], &[b_out, b_r]) = (wv.shape(), av.shape(), bv.shape()) else {
+        return Err(bad(format!("W {:?}, A {:?}, B {:?} must be 2-D", wv.shape(), av.shape(), bv.shape())));
+    };
+    if w_in != inputs || a_in != inputs || b_out != out || b_r != r || layer.bias.is_some_and(|b| b.shape() != [out]) {
+        return Err(bad(format!(
+            "x {shape:?}, W {:?}, A {:?}, B {:?}, bias {:?} do not fit",
+            wv.shape(),
+            av.shape(),
+            bv.shape(),
+            layer.bias.map(|b| b.shape())
+        )));
+    }
+    if layer.mask.as_ref().is_some_and(|m| m.shape() != shape.as_slice()) {
+        return Err(bad(format!("dropout mask {:?} for x {shape:?}", layer.mask.as_ref().map(|m| m.shape()))));
+    }
+    let rows: usize = lead.iter().product();
+    let x2 = xv.reshape(&[rows, inputs])?; // (N, in)
+    let mut y = matmul(&x2, &wv.transpose(0, 1)?)?; // (N, out)
+    if let Some(b) = layer.bias {
+        let bias = b.value().to_f32_vec();
+        y.f32_mut().chunks_mut(out).for_each(|row| row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
+    }
+    let mask = match layer.mask {
+        Some(m) => Some(m.reshape(&[rows, inputs])?),
+        None => None,
+    };
+    let xd = match &mask {
+        Some(m) => tensor::ops::elementwise::binary(kernels::nn::elementwise::BinaryOp::Mul, &x2, m)?,
+        None => x2.clone(),
+    }; // (N, in)
+    let u = scale_tensor(&matmul(&xd, &av.transpose(0, 1)?)?, layer.scale)?; // (N, r)
+    matmul_into(&u, &bv.transpose(0, 1)?, 1.0, y.f32_mut())?; // y += u·Bᵀ
+    let mut out_shape = lead.to_vec();
+    out_shape.push(out);
+    let value = y.reshape(&out_shape)?;
+    let s = layer.scale;
+    let mut parents = vec![x, layer.weight, layer.a, layer.b];
+    parents.extend(layer.bias);
+    Ok(Var::from_op(
+        "lora_linear",
+        value,
+        &parents,
+        Box::new(move |g, needs| {
+            let g2 = g.reshape(&[rows, out])?; // (N, out)
+            let dh = scale_tensor(&matmul(&g2, &bv)?, s)?; // s·G·B  (N, r)
+            let gx = grad_for(needs, 0, || {
+                let mut gx = matmul(&g2, &wv)?; // G·W  (N, in)
+                match &mask {
+                    None => matmul_into(&dh, &av, 1.0, gx.f32_mut())?,
+                    Some(m) => {
+                        let through = matmul(&dh, &av)?.to_f32_vec();
+                        let (acc, m) = (gx.f32_mut(), m.to_f32_vec());
+                        acc.iter_mut().zip(through.iter().zip(&m)).for_each(|(d, (t, k))| *d += t * k);
+                    }
+                }
+                gx.reshape(&shape)
+            })?;
+            let gw = grad_for(needs, 1, || matmul(&g2.transpose(0, 1)?, &x2))?;
+            let ga = grad_for(needs, 2, || matmul(&dh.transpose(0, 1)?, &xd))?;
+            let gb = grad_for(needs, 3, || matmul(&g2.transpose(0, 1)?, &u))?;
+            let mut grads = vec![gx, gw, ga, gb];
+            if needs.len() == 5 {
+                grads.push(grad_for(needs, 4, || sum_to_shape(&g2, &[out]))?);
+            }
+            Ok(grads)
+        }),
+    ))
+}
