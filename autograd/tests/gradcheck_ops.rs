@@ -180,11 +180,12 @@ proptest! {
     #![proptest_config(cfg())]
 
     #[test]
-    fn lora_linear_all_inputs(rows in 1usize..6, inputs in 1usize..6, out in 1usize..6, r in 1usize..4, bias in any::<bool>(), dropped in any::<bool>(), seed in 0u64..1000) {
+    fn lora_linear_all_inputs(rows in 1usize..6, inputs in 1usize..6, out in 1usize..6, r in 1usize..4, bias in any::<bool>(), dropped in any::<bool>(), conv1d in any::<bool>(), seed in 0u64..1000) {
         let mask = dropped.then(|| dropout_mask(&[rows, inputs], 0.3, seed).unwrap());
+        let w_shape = if conv1d { [inputs, out] } else { [out, inputs] };
         let mut tensors = vec![
             random_tensor(&[rows, inputs], seed, 1.0),
-            random_tensor(&[out, inputs], seed + 1, 1.0),
+            random_tensor(&w_shape, seed + 1, 1.0),
             random_tensor(&[r, inputs], seed + 2, 1.0),
             random_tensor(&[out, r], seed + 3, 1.0),
         ];
@@ -192,32 +193,38 @@ proptest! {
             tensors.push(random_tensor(&[out], seed + 4, 1.0));
         }
         ok(check(&tensors, Tolerance::default(), |v| {
-            let layer = LoraLinear { weight: &v[1], bias: v.get(4), a: &v[2], b: &v[3], scale: 1.7, mask: mask.clone() };
+            let layer = LoraLinear { weight: &v[1], conv1d, bias: v.get(4), a: &v[2], b: &v[3], scale: 1.7, mask: mask.clone() };
             lora_linear(&v[0], layer)
         }))?;
     }
 }
 
-/// `lora_linear` against the ops it replaces (`linear` + `dropout` +
-/// `linear` + `scale` + `linear` + `add`): bit for bit without dropout, to
-/// rounding with it, with W frozen as LoRA trains it.
+/// `lora_linear` against the ops it replaces (`linear` or Conv1D's
+/// `matmul` + `add`, then `dropout` + `linear` + `scale` + `linear` +
+/// `add`): bit for bit without dropout, to rounding with it, with W frozen
+/// as LoRA trains it.
 #[test]
 fn lora_linear_equals_the_unfused_ops() {
     let (batch, seq, inputs, out, r) = (2, 5, 12, 9, 4);
     let t = |shape: &[usize], seed| random_tensor(shape, seed, 1.0);
-    let (xt, wt, at, bt, biast) =
-        (t(&[batch, seq, inputs], 1), t(&[out, inputs], 2), t(&[r, inputs], 3), t(&[out, r], 4), t(&[out], 5));
-    for p in [0.0, 0.25] {
+    let (xt, at, bt, biast) = (t(&[batch, seq, inputs], 1), t(&[r, inputs], 3), t(&[out, r], 4), t(&[out], 5));
+    for (p, conv1d) in [(0.0, false), (0.25, false), (0.0, true), (0.25, true)] {
+        let wt = if conv1d { t(&[inputs, out], 2) } else { t(&[out, inputs], 2) };
         let run = |fused: bool| {
             let (x, w, bias) = (Var::parameter(xt.clone()), Var::constant(wt.clone()), Var::parameter(biast.clone()));
             let (a, b) = (Var::parameter(at.clone()), Var::parameter(bt.clone()));
             let y = if fused {
                 let mask = (p > 0.0).then(|| dropout_mask(&[batch, seq, inputs], p, 9).unwrap());
-                lora_linear(&x, LoraLinear { weight: &w, bias: Some(&bias), a: &a, b: &b, scale: 2.0, mask }).unwrap()
+                let layer = LoraLinear { weight: &w, conv1d, bias: Some(&bias), a: &a, b: &b, scale: 2.0, mask };
+                lora_linear(&x, layer).unwrap()
             } else {
                 let xd = if p > 0.0 { dropout(&x, p, 9).unwrap() } else { x.clone() };
                 let delta = linear(&scale(&linear(&xd, &a, None).unwrap(), 2.0).unwrap(), &b, None).unwrap();
-                add(&linear(&x, &w, Some(&bias)).unwrap(), &delta).unwrap()
+                let base = match conv1d {
+                    true => add(&matmul(&x, &w).unwrap(), &bias).unwrap(),
+                    false => linear(&x, &w, Some(&bias)).unwrap(),
+                };
+                add(&base, &delta).unwrap()
             };
             let loss = sum(&mul(&y, &Var::constant(t(&[batch, seq, out], 6))).unwrap()).unwrap();
             loss.backward().unwrap();
@@ -227,12 +234,12 @@ fn lora_linear_equals_the_unfused_ops() {
         let (fused, plain) = (run(true), run(false));
         assert!(fused.2, "a frozen W gets no gradient");
         if p == 0.0 {
-            assert_eq!(fused.0, plain.0, "output");
-            assert_eq!(fused.1, plain.1, "gradients");
+            assert_eq!(fused.0, plain.0, "output, conv1d {conv1d}");
+            assert_eq!(fused.1, plain.1, "gradients, conv1d {conv1d}");
         } else {
             let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()));
-            assert!(close(&fused.0, &plain.0), "output with dropout");
-            assert!(fused.1.iter().zip(&plain.1).all(|(f, p)| close(f, p)), "gradients with dropout");
+            assert!(close(&fused.0, &plain.0), "output with dropout, conv1d {conv1d}");
+            assert!(fused.1.iter().zip(&plain.1).all(|(f, p)| close(f, p)), "gradients with dropout, conv1d {conv1d}");
         }
     }
 }

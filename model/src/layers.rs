@@ -35,9 +35,9 @@ impl Linear {
         }
     }
 
-    /// `y = x·Wᵀ + b (+ LoRA)`; x is `(..., in)`.
+    /// `y = x·Wᵀ + b (+ LoRA)` (`x·W` for Conv1D); x is `(..., in)`.
     pub fn forward(&self, x: &Var, dropout_seed: u64) -> Result<Var, TensorError> {
-        if let (Some(l), false) = (&self.lora, self.conv1d) {
+        if let Some(l) = &self.lora {
             // One op for the layer and its adapter: the low-rank update is
             // accumulated into the output, never a separate (N, out) tensor.
             let mask = if l.dropout > 0.0 && autograd::is_grad_enabled() {
@@ -45,23 +45,26 @@ impl Linear {
             } else {
                 None
             };
-            let parts =
-                LoraLinear { weight: &self.weight, bias: self.bias.as_ref(), a: &l.a, b: &l.b, scale: l.scale, mask };
+            let parts = LoraLinear {
+                weight: &self.weight,
+                conv1d: self.conv1d,
+                bias: self.bias.as_ref(),
+                a: &l.a,
+                b: &l.b,
+                scale: l.scale,
+                mask,
+            };
             return lora_linear(x, parts);
         }
-        let y = if self.conv1d {
+        if self.conv1d {
             // Conv1D stores W as (in, out): y = x·W + b.
             let y = matmul(x, &self.weight)?;
             match &self.bias {
-                Some(b) => add(&y, b)?,
-                None => y,
+                Some(b) => add(&y, b),
+                None => Ok(y),
             }
         } else {
-            linear(x, &self.weight, self.bias.as_ref())?
-        };
-        match &self.lora {
-            Some(l) => add(&y, &l.delta(x, dropout_seed)?),
-            None => Ok(y),
+            linear(x, &self.weight, self.bias.as_ref())
         }
     }
 }

@@ -8,9 +8,13 @@
 //! nothing. Adapters are stored in PEFT's format: `adapter_config.json` and
 //! `adapter_model.safetensors` with keys
 //! `base_model.model.<module>.lora_A.weight` / `.lora_B.weight`.
+//!
+//! The layer and its adapter run as one op, `autograd::lora_linear`, from
+//! `Linear::forward`. Dropout applies only while recording a graph
+//! (training); evaluation and generation see the expected value.
 
 use autograd::gradcheck::pseudo_random;
-use autograd::{linear, scale, Var};
+use autograd::Var;
 use tensor::{Tensor, TensorError};
 
 /// The settings of an adapter (PEFT's `LoraConfig` fields of the same names).
@@ -51,19 +55,6 @@ impl Lora {
             scale: config.alpha / config.r as f32,
             dropout: config.dropout,
         })
-    }
-
-    /// `(α/r) · dropout(x)·Aᵀ·Bᵀ`, computed as `((α/r)·(dropout(x)·Aᵀ))·Bᵀ`. Dropout is applied only while recording a
-    /// graph (training); evaluation and generation see the expected value.
-    pub fn delta(&self, x: &Var, dropout_seed: u64) -> Result<Var, TensorError> {
-        let x = if self.dropout > 0.0 && autograd::is_grad_enabled() {
-            autograd::dropout(x, self.dropout, dropout_seed)?
-        } else {
-            x.clone()
-        };
-        // Scaling the (N, r) intermediate instead of the (N, out) result is
-        // the same product and touches r/out as much memory (measured: −5% step time).
-        linear(&scale(&linear(&x, &self.a, None)?, self.scale)?, &self.b, None)
     }
 }
 

@@ -1,5 +1,6 @@
 //! A linear layer with its LoRA update, as one op:
-//! `y = x · Wᵀ + b + s · (x_d · Aᵀ) · Bᵀ`, with `x_d = x ⊙ m` (dropout's
+//! `y = x · Wᵀ + b + s · (x_d · Aᵀ) · Bᵀ` (`x · W` for GPT-2's Conv1D, which
+//! stores `W` as `(in, out)`; the rules below transpose accordingly), with `x_d = x ⊙ m` (dropout's
 //! mask `m`, already divided by `1 − p`, or no mask), `A` `(r, in)`,
 //! `B` `(out, r)` and `s = α / r`.
 //!
@@ -24,8 +25,9 @@ use tensor::{matmul, matmul_into, Tensor, TensorError};
 
 /// The parts of one LoRA-adapted linear layer (see the module doc).
 pub struct LoraLinear<'a> {
-    /// `(out, in)`, usually frozen.
+    /// `(out, in)`, or `(in, out)` when `conv1d`; usually frozen.
     pub weight: &'a Var,
+    pub conv1d: bool,
     pub bias: Option<&'a Var>,
     /// `(r, in)`.
     pub a: &'a Var,
@@ -43,9 +45,13 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
     let (xv, wv, av, bv) = (x.value(), layer.weight.value(), layer.a.value(), layer.b.value());
     let shape = xv.shape().to_vec();
     let (&inputs, lead) = shape.split_last().ok_or_else(|| bad("x is a scalar".into()))?;
-    let (&[out, w_in], &[r, a_in], &[b_out, b_r]) = (wv.shape(), av.shape(), bv.shape()) else {
+    let (&[w0, w1], &[r, a_in], &[b_out, b_r]) = (wv.shape(), av.shape(), bv.shape()) else {
         return Err(bad(format!("W {:?}, A {:?}, B {:?} must be 2-D", wv.shape(), av.shape(), bv.shape())));
     };
+    let conv1d = layer.conv1d;
+    let (out, w_in) = if conv1d { (w1, w0) } else { (w0, w1) };
+    // W as the (in, out) right operand of x·W, a view either way.
+    let w_right = if conv1d { wv.clone() } else { wv.transpose(0, 1)? };
     if w_in != inputs || a_in != inputs || b_out != out || b_r != r || layer.bias.is_some_and(|b| b.shape() != [out]) {
         return Err(bad(format!(
             "x {shape:?}, W {:?}, A {:?}, B {:?}, bias {:?} do not fit",
@@ -60,7 +66,7 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
     }
     let rows: usize = lead.iter().product();
     let x2 = xv.reshape(&[rows, inputs])?; // (N, in)
-    let mut y = matmul(&x2, &wv.transpose(0, 1)?)?; // (N, out)
+    let mut y = matmul(&x2, &w_right)?; // (N, out)
     if let Some(b) = layer.bias {
         let bias = b.value().to_f32_vec();
         y.f32_mut().chunks_mut(out).for_each(|row| row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
@@ -89,7 +95,7 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
             let g2 = g.reshape(&[rows, out])?; // (N, out)
             let dh = scale_tensor(&matmul(&g2, &bv)?, s)?; // s·G·B  (N, r)
             let gx = grad_for(needs, 0, || {
-                let mut gx = matmul(&g2, &wv)?; // G·W  (N, in)
+                let mut gx = matmul(&g2, &w_right.transpose(0, 1)?)?; // G·W  (N, in)
                 match &mask {
                     None => matmul_into(&dh, &av, 1.0, gx.f32_mut())?,
                     Some(m) => {
@@ -100,7 +106,10 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
                 }
                 gx.reshape(&shape)
             })?;
-            let gw = grad_for(needs, 1, || matmul(&g2.transpose(0, 1)?, &x2))?;
+            let gw = grad_for(needs, 1, || match conv1d {
+                false => matmul(&g2.transpose(0, 1)?, &x2), // (out, in)
+                true => matmul(&x2.transpose(0, 1)?, &g2),  // (in, out)
+            })?;
             let ga = grad_for(needs, 2, || matmul(&dh.transpose(0, 1)?, &xd))?;
             let gb = grad_for(needs, 3, || matmul(&g2.transpose(0, 1)?, &u))?;
             let mut grads = vec![gx, gw, ga, gb];
