@@ -5,12 +5,14 @@ tokens with labels = inputs, warm-up steps then timed steps, median.
 
     pip install torch transformers peft
     python3 benches/pytorch_reference.py --arch smollm2-135m --mode lora --threads 2 [--bf16]
+    python3 benches/pytorch_reference.py --arch path/to/model-dir --mode lora --prompt-fraction 0.75
 
 Prints one JSON object with hone's field names.
 """
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
@@ -20,6 +22,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 
 
 def build(arch):
+    if os.path.isdir(arch):  # a Hugging Face model directory, as `hone bench --arch DIR`
+        from transformers import AutoModelForCausalLM
+        return AutoModelForCausalLM.from_pretrained(arch, dtype=torch.float32)
     if arch == "gpt2-124m":
         return GPT2LMHeadModel(GPT2Config())
     if arch == "smollm2-135m":
