@@ -20,8 +20,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tensor::{DType, Tensor};
 
-/// Files copied next to an exported model when the input has them.
-const COPIED: [&str; 6] = [
+/// The files of a model directory besides its weights (`config.json`, the
+/// first, is the one every directory must have): copied next to an exported
+/// model when the input has them, fetched with the weights from the hub.
+pub(crate) const MODEL_FILES: [&str; 6] = [
     "config.json",
     "generation_config.json",
     "tokenizer.json",
@@ -59,7 +61,7 @@ pub fn save_full(model: &Model, out: &Path) -> Result<()> {
     let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
     tensor::safetensors::save(out.join("model.safetensors"), &refs, &meta)?;
-    for f in COPIED {
+    for f in MODEL_FILES {
         let src = model.dir.join(f);
         if src.is_file() {
             let bytes = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;

@@ -12,20 +12,11 @@
 //! network, a model already in the cache is used; otherwise the error says
 //! what could not be reached and what to pass instead.
 
+use crate::export::MODEL_FILES;
 use anyhow::{anyhow, bail, Context, Result};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
-
-/// Files a model directory may have besides its weights; the first is required.
-const SMALL_FILES: [&str; 6] = [
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-];
 
 /// Is `arg` a hub id (`owner/name`, optionally `@revision`) rather than a path?
 /// Anything that exists on disk, starts like a path, or has another shape is a path.
@@ -80,7 +71,7 @@ fn download(arg: &str) -> Result<PathBuf> {
     let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
     let weights = weight_files(arg, &names, |f| remote.get(f).map_err(|e| anyhow!("{arg}/{f}: {e}")))?;
     let mut config = None;
-    for f in SMALL_FILES.iter().copied().filter(|f| names.contains(f)).chain(weights.iter().map(String::as_str)) {
+    for f in MODEL_FILES.iter().copied().filter(|f| names.contains(f)).chain(weights.iter().map(String::as_str)) {
         let path = remote.get(f).map_err(|e| anyhow!("{arg}/{f}: {e}"))?;
         if f == "config.json" {
             config = Some(path);

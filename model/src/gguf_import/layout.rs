@@ -133,8 +133,8 @@ impl Layout {
             return Ok(None);
         }
         let hf = match self {
-            Layout::Gpt2 => gpt2_name(name),
-            _ => llama_name(name),
+            Layout::Gpt2 => hf_name(&GPT2_NAMES, name),
+            _ => hf_name(&LLAMA_NAMES, name),
         }
         .ok_or_else(unknown)?;
         let t = g.tensor(name)?;
@@ -178,57 +178,61 @@ fn unpermute(t: &Tensor, heads: usize) -> Result<Tensor, ModelError> {
     Ok(t.reshape(&[heads, half, 2, cols])?.permute(&[0, 2, 1, 3])?.contiguous().reshape(&[rows, cols])?)
 }
 
-/// transformers' name of a llama.cpp tensor name, Llama/Qwen2 layout.
-fn llama_name(name: &str) -> Option<String> {
-    let fixed = match name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
-    }
-    let (layer, _) = name.strip_prefix("blk.")?.split_once('.')?;
-    let kind = name.rsplit_once('.')?.1;
-    let hf = match module(name)? {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}.{kind}"))
+/// How one layout renames llama.cpp's tensors to transformers': whole names,
+/// then, inside `blk.N.`, module names (the `.weight`/`.bias` suffix is kept).
+struct Names {
+    whole: &'static [(&'static str, &'static str)],
+    block_prefix: &'static str,
+    modules: &'static [(&'static str, &'static str)],
 }
 
-/// transformers' name of a llama.cpp tensor name, GPT-2 layout.
-fn gpt2_name(name: &str) -> Option<String> {
-    let fixed = match name {
-        "token_embd.weight" => Some("transformer.wte.weight"),
-        "position_embd.weight" => Some("transformer.wpe.weight"),
-        "output_norm.weight" => Some("transformer.ln_f.weight"),
-        "output_norm.bias" => Some("transformer.ln_f.bias"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
+const LLAMA_NAMES: Names = Names {
+    whole: &[
+        ("token_embd.weight", "model.embed_tokens.weight"),
+        ("output_norm.weight", "model.norm.weight"),
+        ("output.weight", "lm_head.weight"),
+    ],
+    block_prefix: "model.layers.",
+    modules: &[
+        ("attn_norm", "input_layernorm"),
+        ("ffn_norm", "post_attention_layernorm"),
+        ("attn_q", "self_attn.q_proj"),
+        ("attn_k", "self_attn.k_proj"),
+        ("attn_v", "self_attn.v_proj"),
+        ("attn_output", "self_attn.o_proj"),
+        ("ffn_gate", "mlp.gate_proj"),
+        ("ffn_up", "mlp.up_proj"),
+        ("ffn_down", "mlp.down_proj"),
+    ],
+};
+
+const GPT2_NAMES: Names = Names {
+    whole: &[
+        ("token_embd.weight", "transformer.wte.weight"),
+        ("position_embd.weight", "transformer.wpe.weight"),
+        ("output_norm.weight", "transformer.ln_f.weight"),
+        ("output_norm.bias", "transformer.ln_f.bias"),
+        ("output.weight", "lm_head.weight"),
+    ],
+    block_prefix: "transformer.h.",
+    modules: &[
+        ("attn_norm", "ln_1"),
+        ("attn_qkv", "attn.c_attn"),
+        ("attn_output", "attn.c_proj"),
+        ("ffn_norm", "ln_2"),
+        ("ffn_up", "mlp.c_fc"),
+        ("ffn_down", "mlp.c_proj"),
+    ],
+};
+
+/// transformers' name of a llama.cpp tensor name under `names`.
+fn hf_name(names: &Names, name: &str) -> Option<String> {
+    if let Some((_, hf)) = names.whole.iter().find(|(gguf, _)| *gguf == name) {
+        return Some(hf.to_string());
     }
     let (layer, _) = name.strip_prefix("blk.")?.split_once('.')?;
     let kind = name.rsplit_once('.')?.1;
-    let hf = match module(name)? {
-        "attn_norm" => "ln_1",
-        "attn_qkv" => "attn.c_attn",
-        "attn_output" => "attn.c_proj",
-        "ffn_norm" => "ln_2",
-        "ffn_up" => "mlp.c_fc",
-        "ffn_down" => "mlp.c_proj",
-        _ => return None,
-    };
-    Some(format!("transformer.h.{layer}.{hf}.{kind}"))
+    let module = module(name)?;
+    let (_, hf) = names.modules.iter().find(|(gguf, _)| *gguf == module)?;
+    Some(format!("{}{layer}.{hf}.{kind}", names.block_prefix))
 }
