@@ -76,6 +76,27 @@ fn the_graph_keeps_no_value_it_did_not_save() {
 }
 
 #[test]
+fn a_frozen_weight_keeps_no_input_alive() {
+    let x = Var::parameter(random_tensor(&[4, 8], 3, 1.0));
+    let storage = Arc::clone(x.value().storage());
+    let base = Arc::strong_count(&storage);
+    let (a, b) = (Var::parameter(random_tensor(&[2, 8], 4, 1.0)), Var::parameter(random_tensor(&[6, 2], 5, 1.0)));
+    for trains in [false, true] {
+        let w_value = random_tensor(&[6, 8], 6, 1.0);
+        let w = if trains { Var::parameter(w_value) } else { Var::constant(w_value) };
+        let y = linear(&x, &w, None).unwrap();
+        assert_eq!(Arc::strong_count(&storage) - base, trains as usize, "linear, W trains: {trains}");
+        drop(y);
+        // With dropout, LoRA keeps its own masked input, so x is kept only for W.
+        let mask = Some(dropout_mask(&[4, 8], 0.5, 7).unwrap());
+        let layer = LoraLinear { weight: &w, conv1d: false, bias: None, a: &a, b: &b, scale: 1.0, mask };
+        let y = lora_linear(&x, layer).unwrap();
+        assert_eq!(Arc::strong_count(&storage) - base, trains as usize, "lora_linear, W trains: {trains}");
+        drop(y);
+    }
+}
+
+#[test]
 fn backward_needs_a_scalar() {
     let x = Var::parameter(random_tensor(&[3], 6, 1.0));
     let err = gelu(&x).unwrap().backward().unwrap_err();

@@ -8,7 +8,7 @@
 //! ```
 //! `W` may be a memory-mapped bf16/f16 tensor: the GEMM widens it while packing.
 
-use super::grad_for;
+use super::{grad_for, saved};
 use crate::Var;
 use kernels::nn::elementwise::BinaryOp;
 use tensor::ops::elementwise::{binary, sum_to_shape};
@@ -42,6 +42,8 @@ pub fn linear(x: &Var, w: &Var, b: Option<&Var>) -> Result<Var, TensorError> {
     let value = y.reshape(&out_shape)?;
     let mut parents = vec![x, w];
     parents.extend(b);
+    // x is kept only for the weight gradient: a frozen W keeps nothing of x.
+    let saved_x = w.requires_grad().then_some(x2);
     Ok(Var::from_op(
         "linear",
         value,
@@ -49,7 +51,7 @@ pub fn linear(x: &Var, w: &Var, b: Option<&Var>) -> Result<Var, TensorError> {
         Box::new(move |g, needs| {
             let g2 = g.reshape(&[rows, out])?;
             let gx = grad_for(needs, 0, || matmul(&g2, &wv)?.reshape(&shape))?;
-            let gw = grad_for(needs, 1, || matmul(&g2.transpose(0, 1)?, &x2))?;
+            let gw = grad_for(needs, 1, || matmul(&g2.transpose(0, 1)?, saved(&saved_x, "linear")?))?;
             let mut grads = vec![gx, gw];
             if needs.len() == 3 {
                 grads.push(grad_for(needs, 2, || sum_to_shape(&g2, &[out]))?);

@@ -18,7 +18,7 @@
 //! `(N, out)` update or `(N, in)` gradient is allocated, added or kept.
 //! With no mask, every value and gradient is the unfused ops' bit for bit.
 
-use super::grad_for;
+use super::{grad_for, saved};
 use crate::Var;
 use tensor::ops::elementwise::{scale as scale_tensor, sum_to_shape};
 use tensor::{matmul, matmul_into, Tensor, TensorError};
@@ -85,6 +85,9 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
     out_shape.push(out);
     let value = y.reshape(&out_shape)?;
     let s = layer.scale;
+    // x is kept for W's gradient only when W trains (LoRA keeps it frozen);
+    // the adapter's input x_d is kept for A's (the same tensor without dropout).
+    let saved_x = layer.weight.requires_grad().then_some(x2);
     let mut parents = vec![x, layer.weight, layer.a, layer.b];
     parents.extend(layer.bias);
     Ok(Var::from_op(
@@ -107,8 +110,8 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
                 gx.reshape(&shape)
             })?;
             let gw = grad_for(needs, 1, || match conv1d {
-                false => matmul(&g2.transpose(0, 1)?, &x2), // (out, in)
-                true => matmul(&x2.transpose(0, 1)?, &g2),  // (in, out)
+                false => matmul(&g2.transpose(0, 1)?, saved(&saved_x, "lora_linear")?), // (out, in)
+                true => matmul(&saved(&saved_x, "lora_linear")?.transpose(0, 1)?, &g2), // (in, out)
             })?;
             let ga = grad_for(needs, 2, || matmul(&dh.transpose(0, 1)?, &xd))?;
             let gb = grad_for(needs, 3, || matmul(&g2.transpose(0, 1)?, &u))?;

@@ -49,6 +49,13 @@ pub(crate) fn grad_for(
     }
 }
 
+/// A tensor an op kept only for an input that needs a gradient. The engine
+/// asks for that gradient only then, so `None` here is a broken invariant,
+/// reported as an error rather than a panic.
+pub(crate) fn saved<'a>(t: &'a Option<Tensor>, op: &'static str) -> Result<&'a Tensor, TensorError> {
+    t.as_ref().ok_or_else(|| TensorError::shape(op, "a gradient was asked for an input that was not saved for one"))
+}
+
 /// An f32 tensor of `shape` filled with `value`.
 pub(crate) fn full(shape: &[usize], value: f32) -> Result<Tensor, TensorError> {
     Tensor::from_vec(vec![value; shape.iter().product()], shape)
