@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{check_bf16, Case};
+use common::{cases, check_bf16, Case};
 use half::bf16;
 use kernels::gemm::{Blocking, Gemm, MatMut, MatRef, Microkernel, Precision};
 use kernels::Isa;
@@ -39,25 +39,7 @@ fn plans() -> Vec<Gemm> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (
-        (1usize..80, 1usize..110, 1usize..100),
-        (any::<bool>(), any::<bool>()),
-        prop::sample::select(vec![0usize, 3]),
-        prop::sample::select(vec![1.0f32, -0.75]),
-        prop::sample::select(vec![0.0f32, 1.0, 0.3]),
-        any::<u64>(),
-    )
-        .prop_map(|((m, n, k), (trans_a, trans_b), pad, alpha, beta, seed)| Case {
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            pad,
-            alpha,
-            beta,
-            seed,
-        })
+    cases((1usize..80, 1usize..110, 1usize..100), vec![0, 3], vec![1.0, -0.75], vec![0.0, 1.0, 0.3])
 }
 
 proptest! {

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{block_edge_cases, check, Case, Rng};
+use common::{block_edge_cases, cases, check, Case, Rng};
 use half::{bf16, f16};
 use kernels::gemm::{Blocking, Gemm, MatMut, MatRef, Microkernel};
 use kernels::{Isa, KernelError};
@@ -49,25 +49,7 @@ fn plans() -> Vec<Gemm> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (
-        (dim(), dim(), dim()),
-        (any::<bool>(), any::<bool>()),
-        prop::sample::select(vec![0usize, 1, 5]),
-        prop::sample::select(vec![0.0f32, 1.0, -0.75, 3.5]),
-        prop::sample::select(vec![0.0f32, 1.0, -2.0, 0.3]),
-        any::<u64>(),
-    )
-        .prop_map(|((m, n, k), (trans_a, trans_b), pad, alpha, beta, seed)| Case {
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            pad,
-            alpha,
-            beta,
-            seed,
-        })
+    cases((dim(), dim(), dim()), vec![0, 1, 5], vec![0.0, 1.0, -0.75, 3.5], vec![0.0, 1.0, -2.0, 0.3])
 }
 
 proptest! {

@@ -64,6 +64,36 @@ pub struct Case {
     pub seed: u64,
 }
 
+/// Proptest cases: shapes from `dims`, both transposes, and `pad`, `alpha`
+/// and `beta` picked from the given values (each test file picks its own).
+pub fn cases(
+    dims: impl proptest::strategy::Strategy<Value = (usize, usize, usize)>,
+    pads: Vec<usize>,
+    alphas: Vec<f32>,
+    betas: Vec<f32>,
+) -> impl proptest::strategy::Strategy<Value = Case> {
+    use proptest::prelude::*;
+    (
+        dims,
+        (any::<bool>(), any::<bool>()),
+        prop::sample::select(pads),
+        prop::sample::select(alphas),
+        prop::sample::select(betas),
+        any::<u64>(),
+    )
+        .prop_map(|((m, n, k), (trans_a, trans_b), pad, alpha, beta, seed)| Case {
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            pad,
+            alpha,
+            beta,
+            seed,
+        })
+}
+
 /// A stored operand: `rows × cols` as used, stored transposed if `trans`.
 pub struct Operand<T> {
     pub data: Vec<T>,
