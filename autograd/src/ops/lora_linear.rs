@@ -20,6 +20,7 @@
 
 use super::{grad_for, saved};
 use crate::Var;
+use kernels::nn::elementwise::axpy;
 use tensor::ops::elementwise::{scale as scale_tensor, sum_to_shape};
 use tensor::{matmul, matmul_into, Tensor, TensorError};
 
@@ -68,8 +69,11 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
     let x2 = xv.reshape(&[rows, inputs])?; // (N, in)
     let mut y = matmul(&x2, &w_right)?; // (N, out)
     if let Some(b) = layer.bias {
-        let bias = b.value().to_f32_vec();
-        y.f32_mut().chunks_mut(out).for_each(|row| row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
+        let bias = b.value();
+        let bias = bias.f32_data();
+        for row in y.f32_mut().chunks_mut(out) {
+            axpy(1.0, &bias, row)?;
+        }
     }
     let mask = match layer.mask {
         Some(m) => Some(m.reshape(&[rows, inputs])?),
@@ -102,9 +106,10 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
                 match &mask {
                     None => matmul_into(&dh, &av, 1.0, gx.f32_mut())?,
                     Some(m) => {
-                        let through = matmul(&dh, &av)?.to_f32_vec();
-                        let (acc, m) = (gx.f32_mut(), m.to_f32_vec());
-                        acc.iter_mut().zip(through.iter().zip(&m)).for_each(|(d, (t, k))| *d += t * k);
+                        let through = matmul(&dh, &av)?;
+                        let (through, m) = (through.f32_data(), m.f32_data());
+                        let acc = gx.f32_mut();
+                        acc.iter_mut().zip(through.iter().zip(m.iter())).for_each(|(d, (t, k))| *d += t * k);
                     }
                 }
                 gx.reshape(&shape)
