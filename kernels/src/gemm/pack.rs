@@ -56,6 +56,22 @@ pub(crate) fn pack_panel<T: Element>(
         // writes instead of 8 scattered ones; the rest one row at a time.
         let row = |i: usize| &data[(r0 + i) * rs + c0..(r0 + i) * rs + c0 + kc];
         let mut i = 0;
+        if let Some(f) = T::as_f32_slice(data).filter(|_| simd_transpose()) {
+            // f32 on AVX-512: sixteen rows by sixteen k at a time, transposed
+            // in registers; k past the last block one element at a time.
+            let k16 = kc / 16 * 16;
+            while i + 16 <= height {
+                for p in (0..k16).step_by(16) {
+                    transpose_16x16(&f[(r0 + i) * rs + c0 + p..], rs, &mut dst[p * width + i..], width);
+                }
+                for p in k16..kc {
+                    for r in 0..16 {
+                        dst[p * width + i + r] = f[(r0 + i + r) * rs + c0 + p];
+                    }
+                }
+                i += 16;
+            }
+        }
         while i + 8 <= height {
             let rows: [&[T]; 8] = std::array::from_fn(|r| row(i + r));
             for (p, out) in dst.chunks_exact_mut(width).enumerate() {
@@ -84,6 +100,21 @@ pub(crate) fn pack_panel<T: Element>(
             out[height..].fill(0.0);
         }
     }
+}
+
+/// Whether [`transpose_16x16`] can run here.
+fn simd_transpose() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::isa::Isa::Avx512.is_supported();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+use crate::isa::avx512::transpose_16x16;
+#[cfg(not(target_arch = "x86_64"))]
+fn transpose_16x16(_: &[f32], _: usize, _: &mut [f32], _: usize) {
+    unreachable!("simd_transpose() is false")
 }
 
 #[cfg(test)]
@@ -115,5 +146,27 @@ mod tests {
         let mut dst = vec![f32::NAN; 2 * 3];
         pack_panel(&views[2], (1, 2), (1, 2), 3, &mut dst);
         assert_eq!(dst, [16.0, 30.0, 0.0, 18.0, 32.0, 0.0]);
+    }
+
+    #[test]
+    fn k_contiguous_panels_match_the_definition_across_whole_and_partial_blocks() {
+        // Rows r0.. of a 45 x 80 row-major source, packed 48 wide: whole
+        // groups of 16 rows and blocks of 16 k (the register transpose), and
+        // the rows and k left over (element by element), must all agree.
+        let (rows, cols, width) = (45, 80, 48);
+        let v: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
+        let view = MatRef::new(&v, rows, cols, cols).unwrap();
+        let cases: [(usize, usize, usize, usize); 4] =
+            [(3, 37, 5, 70), (13, 32, 16, 64), (10, 16, 1, 15), (0, 45, 0, 80)];
+        for (r0, height, c0, kc) in cases {
+            let mut dst = vec![f32::NAN; kc * width];
+            pack_panel(&view, (r0, height), (c0, kc), width, &mut dst);
+            for p in 0..kc {
+                for i in 0..width {
+                    let want = if i < height { v[(r0 + i) * cols + c0 + p] } else { 0.0 };
+                    assert_eq!(dst[p * width + i], want, "r0={r0} height={height} c0={c0} kc={kc} p={p} i={i}");
+                }
+            }
+        }
     }
 }

@@ -100,9 +100,13 @@ fn vector_conversion() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-use crate::isa::avx512_bf16::{pairs_from_contiguous, pairs_from_two_rows};
+use crate::isa::avx512_bf16::{pairs_from_contiguous, pairs_from_two_rows, pairs_transposed_16x16};
 #[cfg(not(target_arch = "x86_64"))]
 fn pairs_from_contiguous(_: &[f32], _: &mut [u32]) {
+    unreachable!("vector_conversion() is false")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn pairs_transposed_16x16(_: &[f32], _: usize, _: &mut [u32], _: usize) {
     unreachable!("vector_conversion() is false")
 }
 #[cfg(not(target_arch = "x86_64"))]
@@ -130,12 +134,22 @@ fn pairs_fast<T: Element>(
             pairs_from_two_rows(lo, hi, &mut dst[p * width..p * width + height]);
         }
     } else if cs == 1 {
-        // Each row is k-contiguous: convert 32 at a time, then write the 16
-        // pairs down their column of the panel.
+        // Each row is k-contiguous. Sixteen rows by 32 k at a time: convert
+        // and transpose in registers, writing sixteen pair runs.
+        let (row_groups, k_blocks) = (height / 16, kc / 32);
+        for g in 0..row_groups {
+            for b in 0..k_blocks {
+                let src = &f[(r0 + 16 * g) * rs + c0 + 32 * b..];
+                pairs_transposed_16x16(src, rs, &mut dst[16 * b * width + 16 * g..], width);
+            }
+        }
+        // The rest (rows past the groups, k past the blocks): convert 32 at a
+        // time, then write the 16 pairs down their column of the panel.
         let mut tmp = [0u32; 16];
         for i in 0..height {
             let row = &f[(r0 + i) * rs + c0..][..kc];
-            for (b, chunk) in row.chunks(32).enumerate() {
+            let done = if i < 16 * row_groups { k_blocks } else { 0 };
+            for (b, chunk) in row.chunks(32).enumerate().skip(done) {
                 let n = chunk.len().div_ceil(2);
                 pairs_from_contiguous(chunk, &mut tmp[..n]);
                 for (q, &v) in tmp[..n].iter().enumerate() {
@@ -258,6 +272,37 @@ mod tests {
                 for i in 0..3 {
                     let bits = |j: usize| if i < 2 && j < 5 { f32_to_bf16(v[(1 + i) * cols + j]) as u32 } else { 0 };
                     assert_eq!(got[p * 3 + i], bits(2 * p) | bits(2 * p + 1) << 16, "p={p} i={i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn k_contiguous_panels_match_the_definition_across_whole_and_partial_blocks() {
+        // Rows 3..40 (two groups of 16 and 5 more) of a 45 x 80 source, k
+        // columns 5..75 (two blocks of 32 and 6 more): the register transpose
+        // and the row-by-row rest must agree with the definition everywhere.
+        let (rows, cols, width) = (45, 80, 48);
+        let v: Vec<f32> = (0..rows * cols).map(|x| 1.0 + (x as f32 * 0.37).sin()).collect();
+        let view = MatRef::new(&v, rows, cols, cols).unwrap();
+        let cases: [(usize, usize, usize, usize); 4] =
+            [(3, 37, 5, 70), (13, 32, 16, 64), (10, 16, 1, 33), (0, 45, 0, 31)];
+        for (r0, height, c0, kc) in cases {
+            let pairs = kc.div_ceil(2);
+            let mut dst = vec![f32::NAN; pairs * width];
+            pack_panel_pairs(&view, (r0, height), (c0, kc), width, &mut dst);
+            let got: &[u32] = bytemuck::cast_slice(&dst);
+            for p in 0..pairs {
+                for i in 0..width {
+                    let bits = |j: usize| {
+                        if i < height && j < kc {
+                            f32_to_bf16(v[(r0 + i) * cols + c0 + j]) as u32
+                        } else {
+                            0
+                        }
+                    };
+                    let want = bits(2 * p) | bits(2 * p + 1) << 16;
+                    assert_eq!(got[p * width + i], want, "r0={r0} height={height} c0={c0} kc={kc} p={p} i={i}");
                 }
             }
         }

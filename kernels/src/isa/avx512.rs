@@ -72,6 +72,84 @@ unsafe fn gemm_8x48(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: us
     unsafe { microkernel_body::<Avx512, MR, { NR / 16 }>(k, a, b, c, ldc, alpha, beta) }
 }
 
+/// The 16 × 16 transpose of 32-bit elements: column `q` of the rows `r`
+/// (`r[i]` lane `q`) becomes register `q` (lane `i`). Packing's building
+/// block for k-contiguous sources (see `transpose_16x16` and
+/// `avx512_bf16::pairs_transposed_16x16`).
+///
+/// # Safety
+/// AVX-512F must be available; only call from a function that enables it
+/// (`#[inline(always)]` compiles this inside the caller).
+#[inline(always)]
+pub(crate) unsafe fn transpose_16x16_epi32(r: [__m512i; 16]) -> [__m512i; 16] {
+    // SAFETY: register-only instructions of AVX-512F, which the caller enables.
+    unsafe {
+        // 1: interleave rows 2k and 2k+1 within each 128-bit lane.
+        let t: [__m512i; 16] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_epi32(a, b)
+            } else {
+                _mm512_unpackhi_epi32(a, b)
+            }
+        });
+        // 2: 64-bit interleave of rows 4k..4k+3: u[4k + j] holds, in lane L,
+        //    column j + 4L of those four rows.
+        let u: [__m512i; 16] = std::array::from_fn(|i| {
+            let (base, j) = (i & !3, i & 3);
+            let (a, b) = (t[base + (j >> 1)], t[base + 2 + (j >> 1)]);
+            if j % 2 == 0 {
+                _mm512_unpacklo_epi64(a, b)
+            } else {
+                _mm512_unpackhi_epi64(a, b)
+            }
+        });
+        // 3: join row groups 0-3 with 4-7 (and 8-11 with 12-15): for j < 4,
+        //    s[j] holds columns j and j+8, s[4+j] columns j+4 and j+12.
+        let s: [__m512i; 16] = std::array::from_fn(|i| {
+            let (half, rest) = (i & 8, i & 7);
+            let (a, b) = (u[half + (rest & 3)], u[half + 4 + (rest & 3)]);
+            if rest >= 4 {
+                _mm512_shuffle_i32x4::<0xdd>(a, b)
+            } else {
+                _mm512_shuffle_i32x4::<0x88>(a, b)
+            }
+        });
+        // 4: join rows 0-7 with 8-15: s[j] and s[8 + j] hold columns j and
+        //    j + 8 for every j < 8.
+        std::array::from_fn(|q| {
+            let (a, b) = (s[q % 8], s[8 + q % 8]);
+            if q < 8 {
+                _mm512_shuffle_i32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_i32x4::<0xdd>(a, b)
+            }
+        })
+    }
+}
+
+/// `dst[q * dst_stride + i] = src[i * stride + q]` for `i, q < 16`: one
+/// 16 × 16 block of a k-contiguous panel, transposed in registers (16 loads,
+/// 64 shuffles, 16 stores, where element by element it is 256 of each).
+pub(crate) fn transpose_16x16(src: &[f32], stride: usize, dst: &mut [f32], dst_stride: usize) {
+    assert!(super::Isa::Avx512.is_supported() && src.len() >= 15 * stride + 16);
+    assert!(dst.len() >= 15 * dst_stride + 16);
+    // SAFETY: feature checked; reads src[i * stride..][..16] and writes
+    // dst[q * dst_stride..][..16] for i, q < 16, inside the asserted lengths.
+    unsafe { transpose_16x16_impl(src.as_ptr(), stride, dst.as_mut_ptr(), dst_stride) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_16x16_impl(src: *const f32, stride: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: the bounds `transpose_16x16` asserted.
+    unsafe {
+        let rows: [__m512i; 16] = std::array::from_fn(|i| _mm512_castps_si512(_mm512_loadu_ps(src.add(i * stride))));
+        for (q, col) in transpose_16x16_epi32(rows).into_iter().enumerate() {
+            _mm512_storeu_ps(dst.add(q * dst_stride), _mm512_castsi512_ps(col));
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 unsafe fn probe(iters: usize) -> f32 {
     unsafe { fma_probe_body::<Avx512>(iters) }

@@ -141,6 +141,39 @@ unsafe fn pairs_from_contiguous_impl(src: &[f32], dst: &mut [u32]) {
     }
 }
 
+/// Sixteen k-contiguous rows' pairs, transposed: for `r < 16` and `q < 16`,
+/// `dst[q * dst_stride + r] = bf16(src[r * stride + 2q]) | bf16(src[r * stride + 2q + 1]) << 16`.
+///
+/// Packing's fast path for a B panel stored k-contiguous (`Wᵀ` in `x·Wᵀ`):
+/// the pair layout wants each k pair as a run over the panel's columns,
+/// which is a 16 × 16 transpose of 32-bit slots. Done in registers it is
+/// 16 loads of 32 floats, 16 conversions, 64 shuffles and 16 full-width
+/// stores, where the row-by-row path scatters 256 single slots.
+pub(crate) fn pairs_transposed_16x16(src: &[f32], stride: usize, dst: &mut [u32], dst_stride: usize) {
+    assert!(is_supported() && src.len() >= 15 * stride + 32);
+    assert!(dst_stride >= 16 && dst.len() >= 15 * dst_stride + 16);
+    // SAFETY: features checked; the reads are src[r * stride..][..32] and the
+    // writes dst[q * dst_stride..][..16] for r, q < 16, inside the asserted lengths.
+    unsafe { pairs_transposed_16x16_impl(src.as_ptr(), stride, dst.as_mut_ptr(), dst_stride) }
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pairs_transposed_16x16_impl(src: *const f32, stride: usize, dst: *mut u32, dst_stride: usize) {
+    // SAFETY: the caller's bounds (see `pairs_transposed_16x16`).
+    unsafe {
+        // Row r's 16 pairs in one register, slot q = pair q (as in `pairs_from_contiguous`).
+        let r: [__m512i; 16] = std::array::from_fn(|i| {
+            let lo = _mm512_loadu_ps(src.add(i * stride));
+            let hi = _mm512_loadu_ps(src.add(i * stride + 16));
+            std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
+        });
+        let columns = super::avx512::transpose_16x16_epi32(r);
+        for (q, col) in columns.into_iter().enumerate() {
+            _mm512_storeu_si512(dst.add(q * dst_stride) as *mut _, col);
+        }
+    }
+}
+
 /// `dst[i] = bf16(lo[i]) | bf16(hi[i]) << 16` (`hi` absent: 0), rounding to
 /// nearest even. Packing's fast path when two consecutive k are two rows.
 pub(crate) fn pairs_from_two_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
