@@ -21,8 +21,10 @@ fn interesting_sizes() -> Vec<usize> {
     let mut sizes = vec![1, 2, 3, 5, 7, 11, 13, 17, 29, 31, 37, 61];
     for isa in Isa::available() {
         let mk = Microkernel::for_isa(isa).unwrap();
-        for base in [mk.mr, mk.nr, 2 * mk.mr, 2 * mk.nr] {
-            sizes.extend([base - 1, base, base + 1]);
+        for k in std::iter::once(mk).chain(Microkernel::narrow_for(mk)) {
+            for base in [k.mr, k.nr, 2 * k.mr, 2 * k.nr] {
+                sizes.extend([base - 1, base, base + 1]);
+            }
         }
     }
     sizes.sort();
@@ -44,6 +46,14 @@ fn plans() -> Vec<Gemm> {
         plans.push(g.single_threaded());
         plans.push(g.single_threaded().with_blocking(Blocking { mc: mr, kc: 3, nc: nr }).unwrap());
         plans.push(g.single_threaded().with_blocking(Blocking { mc: 3 * mr, kc: 7, nc: 2 * nr }).unwrap());
+        // The kernel for few columns, on every shape (the default plans above
+        // reach it only when n <= its NR).
+        if let Some(narrow) = Microkernel::narrow_for(g.kernel()) {
+            let g = Gemm::with_microkernel(narrow).unwrap().single_threaded();
+            let (mr, nr) = (narrow.mr, narrow.nr);
+            plans.push(g);
+            plans.push(g.with_blocking(Blocking { mc: 2 * mr, kc: 5, nc: 2 * nr }).unwrap());
+        }
     }
     plans
 }

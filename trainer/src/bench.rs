@@ -112,6 +112,31 @@ pub fn step_flops(model: &Model, batch: usize, seq: usize, lora: bool, counted: 
     (if lora { 4.0 } else { 6.0 }) * p as f64 * tokens + 3.0 * attn - skipped
 }
 
+/// The threaded GEMMs of the timed steps by shape, slowest total first:
+/// which products lose speed inside the step (cold operands, fresh output
+/// pages, packing), against what `gemm-compare` measures on hot operands.
+fn gemm_shape_lines(steps: usize) -> Vec<String> {
+    let rows = kernels::gemm::stats::by_shape();
+    kernels::gemm::stats::record_by_shape(false);
+    let peak = kernels::peak_gflops(rayon::current_num_threads());
+    let mut lines = vec![format!(
+        "{:<30} {:>9} {:>10} {:>8} {:>7}",
+        "GEMM (M x K x N) in the step", "calls", "ms/step", "GFLOP/s", "% peak"
+    )];
+    for (key, t) in rows {
+        let gflops = t.flops / t.seconds / 1e9;
+        lines.push(format!(
+            "{:<30} {:>9} {:>10.1} {:>8.0} {:>6.1}%",
+            key.label(),
+            t.calls / steps as u64,
+            t.seconds / steps as f64 * 1e3,
+            gflops,
+            100.0 * gflops / peak
+        ));
+    }
+    lines
+}
+
 fn random_ids(n: usize, vocab: usize) -> Vec<u32> {
     let v = vocab as u64;
     autograd::gradcheck::pseudo_random(n, 1)
@@ -154,6 +179,7 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
         if profile && i == warmup {
             autograd::profile::enable();
             gemm0 = kernels::gemm::gemm_stats();
+            kernels::gemm::stats::record_by_shape(true);
         }
         let t = Instant::now();
         let loss = model.loss(&ids, &labels, batch, seq)?;
@@ -197,6 +223,7 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
             100.0 * secs / total,
             flops as f64 / secs / 1e9
         ));
+        lines.extend(gemm_shape_lines(steps));
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];

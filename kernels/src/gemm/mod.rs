@@ -31,10 +31,12 @@ mod pack;
 mod pack_bf16;
 pub mod plan;
 pub mod precision;
+pub mod stats;
 
 pub use matrix::{MatMut, MatRef};
-pub use plan::{gemm_calls, gemm_stats, Blocking, Gemm, Microkernel, Packing};
+pub use plan::{Blocking, Gemm, Microkernel, Packing};
 pub use precision::{matmul_precision, set_matmul_precision, Precision};
+pub use stats::{gemm_calls, gemm_stats};
 
 use crate::{Element, KernelError};
 

@@ -3,10 +3,10 @@
 use super::driver;
 use super::microkernel::KernelFn;
 use super::precision::{matmul_precision, Precision};
+use super::stats;
 use super::{MatMut, MatRef};
 use crate::isa::{self, Isa};
 use crate::{Element, KernelError};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Cache-blocking sizes, named after the BLIS loop each one bounds.
@@ -147,6 +147,27 @@ impl Microkernel {
         })
     }
 
+    /// The kernel for products of at most `nr` columns that goes with
+    /// `main`, if there is one: AVX-512's 16×16 (see `isa::avx512::NARROW_GEMM`).
+    pub fn narrow_for(main: &Microkernel) -> Option<&'static Microkernel> {
+        #[cfg(target_arch = "x86_64")]
+        if main.isa == Isa::Avx512 && main.packing == Packing::F32 {
+            static NARROW: Microkernel = Microkernel {
+                isa: Isa::Avx512,
+                name: "avx512-narrow",
+                mr: isa::avx512::NARROW_MR,
+                nr: isa::avx512::NARROW_NR,
+                // The wide kernel's blocking: MC = 336 is 21 tiles of 16.
+                blocking: Blocking { mc: 336, kc: 576, nc: 4608 },
+                packing: Packing::F32,
+                run: isa::avx512::NARROW_GEMM,
+            };
+            return Some(&NARROW);
+        }
+        let _ = main;
+        None
+    }
+
     /// The bf16 kernels this CPU can run, best first: AMX tiles, then
     /// `VDPBF16PS` pairs. Empty elsewhere (bf16 products then round while
     /// packing for the f32 kernel).
@@ -258,33 +279,6 @@ impl Microkernel {
     }
 }
 
-/// Process-wide GEMM statistics, for profiling and for tests that must show
-/// a product was skipped (a frozen weight costs no weight-gradient GEMM).
-struct Counters {
-    calls: AtomicU64,
-    flops: AtomicU64,
-    /// Wall time inside multi-threaded GEMMs (those run from one caller thread).
-    nanos: AtomicU64,
-}
-
-static COUNTERS: Counters = Counters { calls: AtomicU64::new(0), flops: AtomicU64::new(0), nanos: AtomicU64::new(0) };
-
-/// `(calls, FLOPs, seconds)` of the GEMMs run so far that used the thread
-/// pool (the big products of a training step; per-head products inside
-/// fused attention run single-threaded and are not timed here).
-pub fn gemm_stats() -> (u64, u64, f64) {
-    (
-        COUNTERS.calls.load(Ordering::Relaxed),
-        COUNTERS.flops.load(Ordering::Relaxed),
-        COUNTERS.nanos.load(Ordering::Relaxed) as f64 * 1e-9,
-    )
-}
-
-/// How many GEMMs this process has run (every [`Gemm::run`], any size).
-pub fn gemm_calls() -> u64 {
-    COUNTERS.calls.load(Ordering::Relaxed)
-}
-
 /// Below this many FLOPs (2·m·n·k) a GEMM runs on the calling thread: waking
 /// the pool costs more than it saves.
 const PARALLEL_MIN_FLOPS: usize = 1 << 21;
@@ -309,6 +303,9 @@ pub struct Gemm {
     precision: Precision,
     /// The kernel of bf16 products; `None` rounds while packing for `kernel`.
     bf16: Option<&'static Microkernel>,
+    /// The kernel of f32 products with at most its `nr` columns, when the
+    /// plan has its default blocking ([`Microkernel::narrow_for`]).
+    narrow: Option<&'static Microkernel>,
 }
 
 impl Gemm {
@@ -347,7 +344,17 @@ impl Gemm {
     }
 
     fn with_kernel(kernel: &'static Microkernel) -> Gemm {
-        Gemm { kernel, blocking: kernel.blocking, parallel: true, precision: Precision::F32, bf16: None }
+        let narrow = Microkernel::narrow_for(kernel);
+        Gemm { kernel, blocking: kernel.blocking, parallel: true, precision: Precision::F32, bf16: None, narrow }
+    }
+
+    /// A plan that runs `kernel` for every f32 product, whatever its shape
+    /// (tests and benches of one kernel, such as [`Microkernel::narrow_for`]'s).
+    pub fn with_microkernel(kernel: &'static Microkernel) -> Result<Gemm, KernelError> {
+        if !kernel.isa.is_supported() || kernel.packing != Packing::F32 {
+            return Err(KernelError::UnsupportedKernel { isa: kernel.isa.name() });
+        }
+        Ok(Gemm { narrow: None, ..Gemm::with_kernel(kernel) })
     }
 
     /// Run everything on the calling thread; never touch rayon's pool.
@@ -393,10 +400,15 @@ impl Gemm {
         mut c: MatMut<'_>,
     ) -> Result<(), KernelError> {
         let (m, k, n) = super::check_shapes(&a, &b, &c)?;
-        COUNTERS.calls.fetch_add(1, Ordering::Relaxed);
+        stats::count_call();
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
-        let f32_plan = |round_bf16| driver::Plan { kernel: self.kernel, blocking: self.blocking, threads, round_bf16 };
+        // Few columns: the narrow kernel, unless the caller chose the blocking.
+        let (kernel, blocking) = match self.narrow {
+            Some(nk) if n <= nk.nr && self.blocking == self.kernel.blocking => (nk, nk.blocking),
+            _ => (self.kernel, self.blocking),
+        };
+        let f32_plan = |round_bf16| driver::Plan { kernel, blocking, threads, round_bf16 };
         let plan = match (self.precision, self.bf16) {
             (Precision::F32, _) => f32_plan(false),
             (Precision::Bf16, None) => f32_plan(true),
@@ -415,8 +427,15 @@ impl Gemm {
         let start = self.parallel.then(std::time::Instant::now);
         driver::gemm(&plan, alpha, &a, &b, beta, &mut c);
         if let Some(t) = start {
-            COUNTERS.flops.fetch_add(flops as u64, Ordering::Relaxed);
-            COUNTERS.nanos.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let key = stats::ShapeKey {
+                m,
+                k,
+                n,
+                a_transposed: a.col_stride() != 1,
+                b_transposed: b.col_stride() != 1,
+                beta_zero: beta == 0.0,
+            };
+            stats::record(key, flops, t.elapsed().as_secs_f64());
         }
         Ok(())
     }

@@ -72,6 +72,27 @@ unsafe fn gemm_8x48(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: us
     unsafe { microkernel_body::<Avx512, MR, { NR / 16 }>(k, a, b, c, ldc, alpha, beta) }
 }
 
+/// Rows of the narrow AVX-512 tile, for products with at most 16 columns.
+pub(crate) const NARROW_MR: usize = 16;
+/// Columns of the narrow tile: one register.
+pub(crate) const NARROW_NR: usize = 16;
+const _: () =
+    assert!(NARROW_MR * NARROW_NR <= crate::gemm::plan::MAX_TILE, "tile larger than the driver's scratch tile");
+
+/// The 16×16 AVX-512 SGEMM microkernel (contract: [`KernelFn`]), for
+/// products with at most 16 columns: LoRA's rank-16 products (`x·Aᵀ`,
+/// `dh·B`, `dhᵀ·u`). On the 8×48 tile they would fill one register of three
+/// with columns and pad the rest with zeros: three times the FMAs, and every
+/// tile through the driver's scratch edge path. Per k step: one load of B,
+/// 16 broadcasts of A, 16 FMAs into 16 accumulators.
+pub(crate) const NARROW_GEMM: KernelFn = gemm_16x16;
+
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_16x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
+    // SAFETY: forwarded contract of `KernelFn`; the feature is enabled on this function.
+    unsafe { microkernel_body::<Avx512, NARROW_MR, 1>(k, a, b, c, ldc, alpha, beta) }
+}
+
 /// The 16 × 16 transpose of 32-bit elements: column `q` of the rows `r`
 /// (`r[i]` lane `q`) becomes register `q` (lane `i`). Packing's building
 /// block for k-contiguous sources (see `transpose_16x16` and
