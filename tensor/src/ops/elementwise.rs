@@ -82,9 +82,18 @@ pub fn sum_to_shape(x: &Tensor, shape: &[usize]) -> Result<Tensor, TensorError> 
     if broadcast_shape(shape, x.shape())? != x.shape() {
         return Err(TensorError::shape("sum_to_shape", format!("{shape:?} does not broadcast to {:?}", x.shape())));
     }
-    let strides = broadcast_strides(shape, x.shape());
     let xd = x.f32_data();
     let mut out = vec![0.0f32; crate::numel(shape).unwrap_or(0)];
+    // Broadcast along leading axes only (a bias summed over rows): add whole
+    // rows, vectorised. Same order as the element walk below: row by row.
+    let kept: Vec<usize> = shape.iter().copied().skip_while(|&d| d == 1).collect();
+    if x.shape().ends_with(&kept) && !out.is_empty() {
+        for row in xd.chunks_exact(out.len()) {
+            ew::axpy(1.0, row, &mut out)?;
+        }
+        return Tensor::from_vec(out, shape);
+    }
+    let strides = broadcast_strides(shape, x.shape());
     let mut index = vec![0usize; x.rank()];
     let mut pos = 0usize;
     for &v in xd.iter() {
@@ -172,5 +181,25 @@ mod tests {
         assert_eq!(sum_to_shape(&g, &[]).unwrap().to_f32_vec(), [21.]);
         assert!(sum_to_shape(&g, &[2]).is_err());
         assert_eq!(sum_all(&g).item().unwrap(), 21.0);
+    }
+
+    #[test]
+    fn row_sums_add_rows_in_order_like_the_element_walk() {
+        // (2, 3, 37) summed to (37,), (1, 37) and (1, 1, 37) takes the row
+        // path; (3, 1) the element walk. Values whose sums round, so a
+        // different order would show in the bits.
+        let data: Vec<f32> = (0..2 * 3 * 37).map(|i| 1.0 + (i as f32 * 0.731).sin() * 1e-3 + i as f32 * 1e4).collect();
+        let g = t(&data, &[2, 3, 37]);
+        let mut want = vec![0.0f32; 37];
+        for row in data.chunks_exact(37) {
+            for (w, &v) in want.iter_mut().zip(row) {
+                *w += v;
+            }
+        }
+        for shape in [&[37][..], &[1, 37], &[1, 1, 37]] {
+            assert_eq!(sum_to_shape(&g, shape).unwrap().to_f32_vec(), want, "{shape:?}");
+        }
+        let by_row: Vec<f32> = data.chunks_exact(37).map(|r| r.iter().sum()).collect();
+        assert_eq!(sum_to_shape(&g, &[2, 3, 1]).unwrap().to_f32_vec(), by_row);
     }
 }
