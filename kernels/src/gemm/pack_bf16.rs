@@ -100,9 +100,15 @@ fn vector_conversion() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-use crate::isa::avx512_bf16::{pairs_from_contiguous, pairs_from_two_rows, pairs_transposed_16x16};
+use crate::isa::avx512_bf16::{
+    pairs_from_contiguous, pairs_from_k_rows_transposed_16x16, pairs_from_two_rows, pairs_transposed_16x16,
+};
 #[cfg(not(target_arch = "x86_64"))]
 fn pairs_from_contiguous(_: &[f32], _: &mut [u32]) {
+    unreachable!("vector_conversion() is false")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn pairs_from_k_rows_transposed_16x16(_: &[f32], _: usize, _: &mut [u32], _: usize) {
     unreachable!("vector_conversion() is false")
 }
 #[cfg(not(target_arch = "x86_64"))]
@@ -186,17 +192,29 @@ fn tiles_fast(
             }
         }
     } else if rs == 1 {
-        // k = 2p and 2p + 1 are runs over the rows: convert them together,
-        // then put each row's pair in its tile row.
+        // k = 2p and 2p + 1 are runs over the rows. Sixteen rows by a whole
+        // block of 32 k at a time: pairs formed and transposed in registers,
+        // each row's 16 pairs written as one tile row.
+        let (row_groups, k_blocks) = (height / 16, kc / 32);
+        for g in 0..row_groups {
+            for kb in 0..k_blocks {
+                let src = &f[(c0 + 32 * kb) * cs + r0 + 16 * g..];
+                pairs_from_k_rows_transposed_16x16(src, cs, &mut dst[(kb * width + 16 * g) * 16..], 16);
+            }
+        }
+        // The rest: convert a pair's rows together, then put each row's
+        // pair in its tile row.
         let mut tmp = [0u32; 64];
         assert!(height <= tmp.len());
         for p in 0..kc.div_ceil(2) {
-            let lo = &f[(c0 + 2 * p) * cs + r0..][..height];
-            let hi = (2 * p + 1 < kc).then(|| &f[(c0 + 2 * p + 1) * cs + r0..][..height]);
-            pairs_from_two_rows(lo, hi, &mut tmp[..height]);
+            let first = if p < 16 * k_blocks { 16 * row_groups } else { 0 };
+            let n = height - first;
+            let lo = &f[(c0 + 2 * p) * cs + r0 + first..][..n];
+            let hi = (2 * p + 1 < kc).then(|| &f[(c0 + 2 * p + 1) * cs + r0 + first..][..n]);
+            pairs_from_two_rows(lo, hi, &mut tmp[..n]);
             let (kb, q) = (p / 16, p % 16);
-            for (i, &v) in tmp[..height].iter().enumerate() {
-                dst[(kb * width + i) * 16 + q] = v;
+            for (i, &v) in tmp[..n].iter().enumerate() {
+                dst[(kb * width + first + i) * 16 + q] = v;
             }
         }
     } else {
@@ -303,6 +321,45 @@ mod tests {
                     };
                     let want = bits(2 * p) | bits(2 * p + 1) << 16;
                     assert_eq!(got[p * width + i], want, "r0={r0} height={height} c0={c0} kc={kc} p={p} i={i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tile_panels_from_k_major_sources_match_the_definition() {
+        // A stored k-major (rows contiguous over the panel's rows, as `dyᵀ`
+        // is): 45 rows by 80 k, packed 32 wide. Whole groups of 16 rows and
+        // blocks of 32 k go through the register transpose, the rest row by
+        // row; both must give the tile layout.
+        let (rows, cols, width) = (45, 80, 32);
+        let v: Vec<f32> = (0..rows * cols).map(|x| 1.0 + (x as f32 * 0.37).sin()).collect();
+        let k_major: Vec<f32> = (0..rows * cols).map(|x| v[(x % rows) * cols + x / rows]).collect();
+        let view = MatRef::new(&k_major, cols, rows, rows).unwrap().t();
+        let cases: [(usize, usize, usize, usize); 4] =
+            [(3, 32, 5, 70), (13, 32, 16, 64), (10, 17, 1, 33), (0, 31, 0, 80)];
+        for (r0, height, c0, kc) in cases {
+            let mut dst = vec![f32::NAN; tile_slots(kc) * width];
+            pack_panel_tiles(&view, (r0, height), (c0, kc), width, &mut dst);
+            let got: &[u32] = bytemuck::cast_slice(&dst);
+            for kb in 0..kc.div_ceil(32) {
+                for i in 0..width {
+                    for q in 0..16 {
+                        let bits = |j: usize| {
+                            if i < height && j < kc {
+                                f32_to_bf16(v[(r0 + i) * cols + c0 + j]) as u32
+                            } else {
+                                0
+                            }
+                        };
+                        let j = 32 * kb + 2 * q;
+                        let want = bits(j) | bits(j + 1) << 16;
+                        assert_eq!(
+                            got[(kb * width + i) * 16 + q],
+                            want,
+                            "case {r0},{height},{c0},{kc} kb={kb} i={i} q={q}"
+                        );
+                    }
                 }
             }
         }

@@ -174,6 +174,43 @@ unsafe fn pairs_transposed_16x16_impl(src: *const f32, stride: usize, dst: *mut 
     }
 }
 
+/// Sixteen rows' first sixteen k pairs from a k-major source, transposed:
+/// for `i, q < 16`,
+/// `dst[i * dst_stride + q] = bf16(src[2q * stride + i]) | bf16(src[(2q + 1) * stride + i]) << 16`.
+///
+/// Packing's fast path for an AMX A panel whose source columns are
+/// contiguous (`dyᵀ` in a weight gradient `dyᵀ·x`): a tile row wants one
+/// row's 16 pairs together, the source gives one k's rows together. Pairs
+/// are formed as in `pairs_from_two_rows`, then transposed in registers.
+pub(crate) fn pairs_from_k_rows_transposed_16x16(src: &[f32], stride: usize, dst: &mut [u32], dst_stride: usize) {
+    assert!(is_supported() && src.len() >= 31 * stride + 16);
+    assert!(dst_stride >= 16 && dst.len() >= 15 * dst_stride + 16);
+    // SAFETY: features checked; reads src[j * stride..][..16] for j < 32 and
+    // writes dst[i * dst_stride..][..16] for i < 16, inside the asserted lengths.
+    unsafe { pairs_from_k_rows_transposed_impl(src.as_ptr(), stride, dst.as_mut_ptr(), dst_stride) }
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pairs_from_k_rows_transposed_impl(src: *const f32, stride: usize, dst: *mut u32, dst_stride: usize) {
+    // SAFETY: the caller's bounds (see `pairs_from_k_rows_transposed_16x16`).
+    unsafe {
+        let idx = _mm512_set_epi16(
+            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
+            1, 16, 0,
+        );
+        // Register q: pair q (k = 2q, 2q + 1) of rows 0..16.
+        let pairs: [__m512i; 16] = std::array::from_fn(|q| {
+            let lo = _mm512_loadu_ps(src.add(2 * q * stride));
+            let hi = _mm512_loadu_ps(src.add((2 * q + 1) * stride));
+            let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_permutexvar_epi16(idx, both)
+        });
+        for (i, row) in super::avx512::transpose_16x16_epi32(pairs).into_iter().enumerate() {
+            _mm512_storeu_si512(dst.add(i * dst_stride) as *mut _, row);
+        }
+    }
+}
+
 /// `dst[i] = bf16(lo[i]) | bf16(hi[i]) << 16` (`hi` absent: 0), rounding to
 /// nearest even. Packing's fast path when two consecutive k are two rows.
 pub(crate) fn pairs_from_two_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
