@@ -17,9 +17,9 @@
 //! identical bit for bit across thread counts.
 
 use super::buffers::{with_buffer, Buffer};
+use super::catalog::{Blocking, Microkernel, Packing, MAX_TILE};
 use super::pack::pack_panel;
 use super::pack_bf16::{pack_panel_pairs, pack_panel_rounded, pack_panel_tiles, pack_panel_tiles_b};
-use super::plan::{Blocking, Microkernel, Packing, MAX_TILE};
 use super::{MatMut, MatRef};
 use crate::Element;
 use rayon::prelude::*;

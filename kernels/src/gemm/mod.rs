@@ -23,6 +23,7 @@
 //! ```
 
 mod buffers;
+pub mod catalog;
 mod driver;
 pub mod matrix;
 pub mod microkernel;

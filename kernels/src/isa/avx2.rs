@@ -61,7 +61,7 @@ impl Simd for Avx2 {
 pub(crate) const MR: usize = 6;
 /// Columns of the AVX2 register tile (2 registers of 8 lanes).
 pub(crate) const NR: usize = 16;
-const _: () = assert!(MR * NR <= crate::gemm::plan::MAX_TILE, "tile larger than the driver's scratch tile");
+const _: () = assert!(MR * NR <= crate::gemm::catalog::MAX_TILE, "tile larger than the driver's scratch tile");
 
 /// The 6×16 AVX2 SGEMM microkernel (contract: [`KernelFn`]).
 pub(crate) const GEMM: KernelFn = gemm_6x16;

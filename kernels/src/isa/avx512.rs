@@ -61,7 +61,7 @@ impl Simd for Avx512 {
 pub(crate) const MR: usize = 8;
 /// Columns of the AVX-512 register tile (3 registers of 16 lanes).
 pub(crate) const NR: usize = 48;
-const _: () = assert!(MR * NR <= crate::gemm::plan::MAX_TILE, "tile larger than the driver's scratch tile");
+const _: () = assert!(MR * NR <= crate::gemm::catalog::MAX_TILE, "tile larger than the driver's scratch tile");
 
 /// The 8×48 AVX-512 SGEMM microkernel (contract: [`KernelFn`]).
 pub(crate) const GEMM: KernelFn = gemm_8x48;
@@ -77,7 +77,7 @@ pub(crate) const NARROW_MR: usize = 16;
 /// Columns of the narrow tile: one register.
 pub(crate) const NARROW_NR: usize = 16;
 const _: () =
-    assert!(NARROW_MR * NARROW_NR <= crate::gemm::plan::MAX_TILE, "tile larger than the driver's scratch tile");
+    assert!(NARROW_MR * NARROW_NR <= crate::gemm::catalog::MAX_TILE, "tile larger than the driver's scratch tile");
 
 /// The 16×16 AVX-512 SGEMM microkernel (contract: [`KernelFn`]), for
 /// products with at most 16 columns: LoRA's rank-16 products (`x·Aᵀ`,

@@ -57,7 +57,7 @@ impl Simd for Neon {
 pub(crate) const MR: usize = 8;
 /// Columns of the NEON register tile (3 registers of 4 lanes).
 pub(crate) const NR: usize = 12;
-const _: () = assert!(MR * NR <= crate::gemm::plan::MAX_TILE, "tile larger than the driver's scratch tile");
+const _: () = assert!(MR * NR <= crate::gemm::catalog::MAX_TILE, "tile larger than the driver's scratch tile");
 
 /// The 8×12 NEON SGEMM microkernel (contract: [`KernelFn`]).
 pub(crate) const GEMM: KernelFn = gemm_8x12;

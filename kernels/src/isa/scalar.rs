@@ -53,7 +53,7 @@ impl Simd for Scalar {
 pub(crate) const MR: usize = 4;
 /// Columns of the scalar register tile (4 registers of 1 lane).
 pub(crate) const NR: usize = 4;
-const _: () = assert!(MR * NR <= crate::gemm::plan::MAX_TILE, "tile larger than the driver's scratch tile");
+const _: () = assert!(MR * NR <= crate::gemm::catalog::MAX_TILE, "tile larger than the driver's scratch tile");
 
 /// The 4×4 scalar SGEMM microkernel (contract: [`KernelFn`]).
 pub(crate) const GEMM: KernelFn = gemm_4x4;
