@@ -102,50 +102,47 @@ unsafe fn gemm_16x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: u
 /// AVX-512F must be available; only call from a function that enables it
 /// (`#[inline(always)]` compiles this inside the caller).
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // index loops, not closures: see below
 pub(crate) unsafe fn transpose_16x16_epi32(r: [__m512i; 16]) -> [__m512i; 16] {
+    // Plain loops, no closures (`array::from_fn`): a closure is a function of
+    // its own without the caller's target features, and when the compiler
+    // does not inline it, every intrinsic becomes a call.
     // SAFETY: register-only instructions of AVX-512F, which the caller enables.
     unsafe {
         // 1: interleave rows 2k and 2k+1 within each 128-bit lane.
-        let t: [__m512i; 16] = std::array::from_fn(|i| {
-            let (a, b) = (r[i & !1], r[i | 1]);
-            if i % 2 == 0 {
-                _mm512_unpacklo_epi32(a, b)
-            } else {
-                _mm512_unpackhi_epi32(a, b)
-            }
-        });
+        let mut t = r;
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+        }
         // 2: 64-bit interleave of rows 4k..4k+3: u[4k + j] holds, in lane L,
         //    column j + 4L of those four rows.
-        let u: [__m512i; 16] = std::array::from_fn(|i| {
-            let (base, j) = (i & !3, i & 3);
-            let (a, b) = (t[base + (j >> 1)], t[base + 2 + (j >> 1)]);
-            if j % 2 == 0 {
-                _mm512_unpacklo_epi64(a, b)
-            } else {
-                _mm512_unpackhi_epi64(a, b)
-            }
-        });
+        let mut u = t;
+        for k in 0..4 {
+            let b = 4 * k;
+            u[b] = _mm512_unpacklo_epi64(t[b], t[b + 2]);
+            u[b + 1] = _mm512_unpackhi_epi64(t[b], t[b + 2]);
+            u[b + 2] = _mm512_unpacklo_epi64(t[b + 1], t[b + 3]);
+            u[b + 3] = _mm512_unpackhi_epi64(t[b + 1], t[b + 3]);
+        }
         // 3: join row groups 0-3 with 4-7 (and 8-11 with 12-15): for j < 4,
         //    s[j] holds columns j and j+8, s[4+j] columns j+4 and j+12.
-        let s: [__m512i; 16] = std::array::from_fn(|i| {
-            let (half, rest) = (i & 8, i & 7);
-            let (a, b) = (u[half + (rest & 3)], u[half + 4 + (rest & 3)]);
-            if rest >= 4 {
-                _mm512_shuffle_i32x4::<0xdd>(a, b)
-            } else {
-                _mm512_shuffle_i32x4::<0x88>(a, b)
+        let mut s = u;
+        for half in [0, 8] {
+            for j in 0..4 {
+                let (a, b) = (u[half + j], u[half + 4 + j]);
+                s[half + j] = _mm512_shuffle_i32x4::<0x88>(a, b);
+                s[half + 4 + j] = _mm512_shuffle_i32x4::<0xdd>(a, b);
             }
-        });
+        }
         // 4: join rows 0-7 with 8-15: s[j] and s[8 + j] hold columns j and
         //    j + 8 for every j < 8.
-        std::array::from_fn(|q| {
-            let (a, b) = (s[q % 8], s[8 + q % 8]);
-            if q < 8 {
-                _mm512_shuffle_i32x4::<0x88>(a, b)
-            } else {
-                _mm512_shuffle_i32x4::<0xdd>(a, b)
-            }
-        })
+        let mut out = s;
+        for j in 0..8 {
+            out[j] = _mm512_shuffle_i32x4::<0x88>(s[j], s[8 + j]);
+            out[j + 8] = _mm512_shuffle_i32x4::<0xdd>(s[j], s[8 + j]);
+        }
+        out
     }
 }
 
@@ -164,7 +161,10 @@ pub(crate) fn transpose_16x16(src: &[f32], stride: usize, dst: &mut [f32], dst_s
 unsafe fn transpose_16x16_impl(src: *const f32, stride: usize, dst: *mut f32, dst_stride: usize) {
     // SAFETY: the bounds `transpose_16x16` asserted.
     unsafe {
-        let rows: [__m512i; 16] = std::array::from_fn(|i| _mm512_castps_si512(_mm512_loadu_ps(src.add(i * stride))));
+        let mut rows = [_mm512_setzero_si512(); 16];
+        for (i, row) in rows.iter_mut().enumerate() {
+            *row = _mm512_castps_si512(_mm512_loadu_ps(src.add(i * stride)));
+        }
         for (q, col) in transpose_16x16_epi32(rows).into_iter().enumerate() {
             _mm512_storeu_ps(dst.add(q * dst_stride), _mm512_castsi512_ps(col));
         }

@@ -162,11 +162,12 @@ unsafe fn pairs_transposed_16x16_impl(src: *const f32, stride: usize, dst: *mut 
     // SAFETY: the caller's bounds (see `pairs_transposed_16x16`).
     unsafe {
         // Row r's 16 pairs in one register, slot q = pair q (as in `pairs_from_contiguous`).
-        let r: [__m512i; 16] = std::array::from_fn(|i| {
+        let mut r = [_mm512_setzero_si512(); 16];
+        for (i, row) in r.iter_mut().enumerate() {
             let lo = _mm512_loadu_ps(src.add(i * stride));
             let hi = _mm512_loadu_ps(src.add(i * stride + 16));
-            std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
-        });
+            *row = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+        }
         let columns = super::avx512::transpose_16x16_epi32(r);
         for (q, col) in columns.into_iter().enumerate() {
             _mm512_storeu_si512(dst.add(q * dst_stride) as *mut _, col);
@@ -199,12 +200,13 @@ unsafe fn pairs_from_k_rows_transposed_impl(src: *const f32, stride: usize, dst:
             1, 16, 0,
         );
         // Register q: pair q (k = 2q, 2q + 1) of rows 0..16.
-        let pairs: [__m512i; 16] = std::array::from_fn(|q| {
+        let mut pairs = [_mm512_setzero_si512(); 16];
+        for (q, pair) in pairs.iter_mut().enumerate() {
             let lo = _mm512_loadu_ps(src.add(2 * q * stride));
             let hi = _mm512_loadu_ps(src.add((2 * q + 1) * stride));
             let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-            _mm512_permutexvar_epi16(idx, both)
-        });
+            *pair = _mm512_permutexvar_epi16(idx, both);
+        }
         for (i, row) in super::avx512::transpose_16x16_epi32(pairs).into_iter().enumerate() {
             _mm512_storeu_si512(dst.add(i * dst_stride) as *mut _, row);
         }
