@@ -65,24 +65,36 @@ vectorized! {
     }
 }
 
+/// Runs `f` on matching chunks of `out` and `x` (same length), over rayon's
+/// pool when they are long enough to pay for it. Each element is computed
+/// alone, so the result does not depend on the split.
+fn for_chunks(out: &mut [f32], x: &[f32], f: impl Fn(usize, &mut [f32], &[f32]) + Sync) {
+    use rayon::prelude::*;
+    if out.len() < super::PARALLEL_MIN || rayon::current_num_threads() == 1 {
+        return f(0, out, x);
+    }
+    let per = out.len().div_ceil(4 * rayon::current_num_threads()).next_multiple_of(16);
+    out.par_chunks_mut(per).zip(x.par_chunks(per)).enumerate().for_each(|(i, (o, x))| f(i * per, o, x));
+}
+
 /// `out[i] = a[i] op b[i]`.
 pub fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
     check("binary", a.len(), b.len(), out.len())?;
-    binary_loop(op, a, b, out);
+    for_chunks(out, a, |start, out, a| binary_loop(op, a, &b[start..start + a.len()], out));
     Ok(())
 }
 
 /// `out[i] = a[i] op b` for one scalar `b` (a broadcast along a whole run).
 pub fn binary_scalar(op: BinaryOp, a: &[f32], b: f32, out: &mut [f32]) -> Result<(), KernelError> {
     check("binary_scalar", a.len(), out.len(), out.len())?;
-    scalar_loop(op, a, b, out);
+    for_chunks(out, a, |_, out, a| scalar_loop(op, a, b, out));
     Ok(())
 }
 
 /// `y += alpha · x` (gradient accumulation).
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
     check("axpy", x.len(), y.len(), y.len())?;
-    axpy_loop(alpha, x, y);
+    for_chunks(y, x, |_, y, x| axpy_loop(alpha, x, y));
     Ok(())
 }
 
@@ -111,5 +123,27 @@ mod tests {
         axpy(2.0, &a, &mut y).unwrap();
         assert!(y.iter().enumerate().all(|(i, &v)| v == b[i] + 2.0 * a[i]));
         assert!(binary(BinaryOp::Add, &a, &b[1..], &mut [0.0; 37]).is_err());
+    }
+
+    #[test]
+    fn long_runs_split_over_threads_match_the_definition() {
+        // Longer than PARALLEL_MIN and not a multiple of the chunk: the
+        // threaded split must cover every element once, each at its index.
+        let n = 3 * super::super::PARALLEL_MIN + 7;
+        let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..n).map(|i| 1.5 + (i as f32 * 0.11).cos()).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(|| {
+            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+                let mut out = vec![f32::NAN; n];
+                binary(op, &a, &b, &mut out).unwrap();
+                assert!(out.iter().enumerate().all(|(i, &o)| o == op.apply(a[i], b[i])), "{op:?}");
+                binary_scalar(op, &a, 1.7, &mut out).unwrap();
+                assert!(out.iter().enumerate().all(|(i, &o)| o == op.apply(a[i], 1.7)), "{op:?} scalar");
+            }
+            let mut y = b.clone();
+            axpy(2.0, &a, &mut y).unwrap();
+            assert!(y.iter().enumerate().all(|(i, &v)| v == b[i] + 2.0 * a[i]));
+        });
     }
 }
