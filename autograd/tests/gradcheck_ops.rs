@@ -70,6 +70,8 @@ proptest! {
         ok(check(&[x.clone()], t, |v| permute(&v[0], &[1, 2, 0])))?;
         let start = start.min(d2 - 1);
         ok(check(&[x.clone()], t, |v| narrow(&v[0], 2, start, d2 - start)))?;
+        let start1 = start.min(d1 - 1);
+        ok(check(&[x.clone()], t, |v| narrow(&v[0], 1, start1, d1 - start1)))?; // runs of d2 elements
         ok(check(&[x, y], t, |v| concat(&[&v[0], &v[1]], 1)))?;
     }
 

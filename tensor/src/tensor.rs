@@ -247,6 +247,36 @@ impl Tensor {
         })
     }
 
+    /// The elements of `self` in row-major order, read from its storage
+    /// `src`. When the last axis is contiguous (a narrowed, permuted or
+    /// sliced view whose rows are runs), whole runs are copied; otherwise
+    /// element by element.
+    fn gather<T: Copy>(&self, src: &[T]) -> Vec<T> {
+        let rank = self.rank();
+        if rank == 0 || self.numel() == 0 || self.strides[rank - 1] != 1 {
+            return self.indices().map(|i| src[i]).collect();
+        }
+        let width = self.shape[rank - 1];
+        let mut out = Vec::with_capacity(self.numel());
+        let (lead, lead_strides) = (&self.shape[..rank - 1], &self.strides[..rank - 1]);
+        let mut index = vec![0usize; rank - 1];
+        let mut pos = self.offset;
+        for _ in 0..lead.iter().product::<usize>() {
+            out.extend_from_slice(&src[pos..pos + width]);
+            // Odometer over the leading axes, last fastest.
+            for ax in (0..index.len()).rev() {
+                index[ax] += 1;
+                pos += lead_strides[ax];
+                if index[ax] < lead[ax] {
+                    break;
+                }
+                pos -= lead_strides[ax] * lead[ax];
+                index[ax] = 0;
+            }
+        }
+        out
+    }
+
     /// A row-major tensor with the same elements and dtype: `self` when it
     /// already is one (no copy), otherwise a fresh owned copy.
     pub fn contiguous(&self) -> Tensor {
@@ -254,18 +284,9 @@ impl Tensor {
             return self.clone();
         }
         let storage = match self.dtype() {
-            DType::F32 => {
-                let src = self.storage.as_f32().expect("f32 storage");
-                Storage::F32(self.indices().map(|i| src[i]).collect())
-            }
-            DType::BF16 => {
-                let src = self.storage.as_bf16().expect("bf16 storage");
-                Storage::BF16(self.indices().map(|i| src[i]).collect())
-            }
-            DType::F16 => {
-                let src = self.storage.as_f16().expect("f16 storage");
-                Storage::F16(self.indices().map(|i| src[i]).collect())
-            }
+            DType::F32 => Storage::F32(self.gather(self.storage.as_f32().expect("f32 storage"))),
+            DType::BF16 => Storage::BF16(self.gather(self.storage.as_bf16().expect("bf16 storage"))),
+            DType::F16 => Storage::F16(self.gather(self.storage.as_f16().expect("f16 storage"))),
         };
         Tensor::from_storage(storage, &self.shape).expect("same element count")
     }
@@ -278,10 +299,7 @@ impl Tensor {
         // Dispatch on the dtype once, not per element.
         let s = &self.storage;
         match self.dtype() {
-            DType::F32 => {
-                let src = s.as_f32().expect("f32 storage");
-                self.indices().map(|i| src[i]).collect()
-            }
+            DType::F32 => self.gather(s.as_f32().expect("f32 storage")),
             DType::BF16 => {
                 let src = s.as_bf16().expect("bf16 storage");
                 self.indices().map(|i| kernels::Element::to_f32(src[i])).collect()
@@ -356,6 +374,11 @@ mod tests {
         assert!(Arc::ptr_eq(t.storage(), t.contiguous().storage()));
         assert!(Arc::ptr_eq(t.storage(), t.reshape(&[6, 4]).unwrap().storage()));
         assert_eq!(p.reshape(&[24]).unwrap().to_f32_vec(), v);
+        // Views whose rows are runs (last axis contiguous) copy run by run.
+        let m = t.narrow(1, 1, 2).unwrap().permute(&[1, 0, 2]).unwrap(); // (2, 2, 4)
+        let want: Vec<f32> = [4., 5., 6., 7., 16., 17., 18., 19., 8., 9., 10., 11., 20., 21., 22., 23.].to_vec();
+        assert_eq!(m.to_f32_vec(), want);
+        assert_eq!(m.contiguous().to_f32_vec(), want);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use super::grad_for;
 use crate::Var;
-use tensor::ops::gather::concat;
 use tensor::{Tensor, TensorError};
 
 pub fn narrow(x: &Var, dim: usize, start: usize, len: usize) -> Result<Var, TensorError> {
@@ -16,13 +15,18 @@ pub fn narrow(x: &Var, dim: usize, start: usize, len: usize) -> Result<Var, Tens
         &[x],
         Box::new(move |g, needs| {
             Ok(vec![grad_for(needs, 0, || {
-                let zeros = |n: usize| {
-                    let mut s = shape.clone();
-                    s[dim] = n;
-                    Tensor::zeros(&s)
-                };
-                let (before, after) = (zeros(start), zeros(shape[dim] - start - len));
-                concat(&[&before, g, &after], dim)
+                // Zeros of x's shape, with g copied into the narrowed range:
+                // for each index before `dim`, one run of len·inner elements.
+                let inner: usize = shape[dim + 1..].iter().product();
+                let (full, part) = (shape[dim] * inner, len * inner);
+                let mut out = vec![0.0f32; shape.iter().product()];
+                let g = g.to_f32_vec();
+                if part > 0 {
+                    for (o, gi) in out.chunks_exact_mut(full).zip(g.chunks_exact(part)) {
+                        o[start * inner..start * inner + part].copy_from_slice(gi);
+                    }
+                }
+                Tensor::from_vec(out, &shape)
             })?])
         }),
     ))
