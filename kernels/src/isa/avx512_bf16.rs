@@ -175,6 +175,26 @@ unsafe fn pairs_transposed_16x16_impl(src: *const f32, stride: usize, dst: *mut 
     }
 }
 
+/// `bf16(lo[i]) | bf16(hi[i]) << 16` for the 16 lanes: after converting
+/// (hi, lo) the 16-bit lanes hold lo0..lo15, hi0..hi15, and a permutation
+/// interleaves them into (lo_i, hi_i) pairs.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16 must be available; only call from a function
+/// that enables them (`#[inline(always)]` compiles this inside the caller).
+#[inline(always)]
+unsafe fn interleaved_pairs(lo: __m512, hi: __m512) -> __m512i {
+    // SAFETY: register-only instructions of the features the caller enables.
+    unsafe {
+        let idx = _mm512_set_epi16(
+            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
+            1, 16, 0,
+        );
+        let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_permutexvar_epi16(idx, both)
+    }
+}
+
 /// Sixteen rows' first sixteen k pairs from a k-major source, transposed:
 /// for `i, q < 16`,
 /// `dst[i * dst_stride + q] = bf16(src[2q * stride + i]) | bf16(src[(2q + 1) * stride + i]) << 16`.
@@ -195,17 +215,12 @@ pub(crate) fn pairs_from_k_rows_transposed_16x16(src: &[f32], stride: usize, dst
 unsafe fn pairs_from_k_rows_transposed_impl(src: *const f32, stride: usize, dst: *mut u32, dst_stride: usize) {
     // SAFETY: the caller's bounds (see `pairs_from_k_rows_transposed_16x16`).
     unsafe {
-        let idx = _mm512_set_epi16(
-            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
-            1, 16, 0,
-        );
         // Register q: pair q (k = 2q, 2q + 1) of rows 0..16.
         let mut pairs = [_mm512_setzero_si512(); 16];
         for (q, pair) in pairs.iter_mut().enumerate() {
             let lo = _mm512_loadu_ps(src.add(2 * q * stride));
             let hi = _mm512_loadu_ps(src.add((2 * q + 1) * stride));
-            let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-            *pair = _mm512_permutexvar_epi16(idx, both);
+            *pair = interleaved_pairs(lo, hi);
         }
         for (i, row) in super::avx512::transpose_16x16_epi32(pairs).into_iter().enumerate() {
             _mm512_storeu_si512(dst.add(i * dst_stride) as *mut _, row);
@@ -225,12 +240,6 @@ pub(crate) fn pairs_from_two_rows(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32
 unsafe fn pairs_from_two_rows_impl(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
     // SAFETY: masked loads and stores stay inside the slices.
     unsafe {
-        // After converting (hi, lo) the 16-bit lanes hold lo0..lo15, hi0..hi15;
-        // this permutation interleaves them into (lo_i, hi_i) pairs.
-        let idx = _mm512_set_epi16(
-            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
-            1, 16, 0,
-        );
         let mut i = 0;
         while i < lo.len() {
             let n = (lo.len() - i).min(16);
@@ -240,9 +249,7 @@ unsafe fn pairs_from_two_rows_impl(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u3
                 Some(h) => _mm512_maskz_loadu_ps(mask, h.as_ptr().add(i)),
                 None => _mm512_setzero_ps(),
             };
-            let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(h, l));
-            let pairs = _mm512_permutexvar_epi16(idx, both);
-            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(i) as *mut _, mask, pairs);
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(i) as *mut _, mask, interleaved_pairs(l, h));
             i += 16;
         }
     }
