@@ -72,7 +72,7 @@ unsafe fn gemm_8x48(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: us
     unsafe { microkernel_body::<Avx512, MR, { NR / 16 }>(k, a, b, c, ldc, alpha, beta) }
 }
 
-/// Rows of the narrow AVX-512 tile, for products with at most 16 columns.
+/// Rows of the narrow AVX-512 tile, for narrow products (`gemm::plan::prefers_narrow`).
 pub(crate) const NARROW_MR: usize = 16;
 /// Columns of the narrow tile: one register.
 pub(crate) const NARROW_NR: usize = 16;
@@ -80,10 +80,11 @@ const _: () =
     assert!(NARROW_MR * NARROW_NR <= crate::gemm::catalog::MAX_TILE, "tile larger than the driver's scratch tile");
 
 /// The 16×16 AVX-512 SGEMM microkernel (contract: [`KernelFn`]), for
-/// products with at most 16 columns: LoRA's rank-16 products (`x·Aᵀ`,
-/// `dh·B`, `dhᵀ·u`). On the 8×48 tile they would fill one register of three
-/// with columns and pad the rest with zeros: three times the FMAs, and every
-/// tile through the driver's scratch edge path. Per k step: one load of B,
+/// narrow products: LoRA's rank-16 products (`x·Aᵀ`, `dh·B`, `dhᵀ·u`), and
+/// up to 128 columns where it pads fewer than 8×48 (attention's 64- and
+/// 128-wide blocks). On the 8×48 tile a 16-column product would fill one
+/// register of three and pad the rest with zeros: three times the FMAs, and
+/// every tile through the driver's scratch edge path. Per k step: one load of B,
 /// 16 broadcasts of A, 16 FMAs into 16 accumulators.
 pub(crate) const NARROW_GEMM: KernelFn = gemm_16x16;
 

@@ -4,7 +4,7 @@
 //! tensor crate walks the broadcast shape and hands each contiguous run to
 //! one of these. Each is memory-bound; the point is only that they vectorise.
 
-use super::vectorized;
+use super::{for_rows, vectorized};
 use crate::KernelError;
 
 /// A binary operation on two f32 values.
@@ -65,36 +65,25 @@ vectorized! {
     }
 }
 
-/// Runs `f` on matching chunks of `out` and `x` (same length), over rayon's
-/// pool when they are long enough to pay for it. Each element is computed
-/// alone, so the result does not depend on the split.
-fn for_chunks(out: &mut [f32], x: &[f32], f: impl Fn(usize, &mut [f32], &[f32]) + Sync) {
-    use rayon::prelude::*;
-    if out.len() < super::PARALLEL_MIN || rayon::current_num_threads() == 1 {
-        return f(0, out, x);
-    }
-    let per = out.len().div_ceil(4 * rayon::current_num_threads()).next_multiple_of(16);
-    out.par_chunks_mut(per).zip(x.par_chunks(per)).enumerate().for_each(|(i, (o, x))| f(i * per, o, x));
-}
-
 /// `out[i] = a[i] op b[i]`.
 pub fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), KernelError> {
     check("binary", a.len(), b.len(), out.len())?;
-    for_chunks(out, a, |start, out, a| binary_loop(op, a, &b[start..start + a.len()], out));
+    // Each element alone, so the split over threads does not change the bits.
+    for_rows(out, 1, |i, out| binary_loop(op, &a[i..i + out.len()], &b[i..i + out.len()], out));
     Ok(())
 }
 
 /// `out[i] = a[i] op b` for one scalar `b` (a broadcast along a whole run).
 pub fn binary_scalar(op: BinaryOp, a: &[f32], b: f32, out: &mut [f32]) -> Result<(), KernelError> {
     check("binary_scalar", a.len(), out.len(), out.len())?;
-    for_chunks(out, a, |_, out, a| scalar_loop(op, a, b, out));
+    for_rows(out, 1, |i, out| scalar_loop(op, &a[i..i + out.len()], b, out));
     Ok(())
 }
 
 /// `y += alpha · x` (gradient accumulation).
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) -> Result<(), KernelError> {
     check("axpy", x.len(), y.len(), y.len())?;
-    for_chunks(y, x, |_, y, x| axpy_loop(alpha, x, y));
+    for_rows(y, 1, |i, y| axpy_loop(alpha, &x[i..i + y.len()], y));
     Ok(())
 }
 
