@@ -258,21 +258,10 @@ impl Tensor {
         }
         let width = self.shape[rank - 1];
         let mut out = Vec::with_capacity(self.numel());
-        let (lead, lead_strides) = (&self.shape[..rank - 1], &self.strides[..rank - 1]);
-        let mut index = vec![0usize; rank - 1];
-        let mut pos = self.offset;
-        for _ in 0..lead.iter().product::<usize>() {
+        // The first element of every row: the view narrowed to one column.
+        let row_starts = self.narrow(rank - 1, 0, 1).expect("a non-empty last axis");
+        for pos in row_starts.indices() {
             out.extend_from_slice(&src[pos..pos + width]);
-            // Odometer over the leading axes, last fastest.
-            for ax in (0..index.len()).rev() {
-                index[ax] += 1;
-                pos += lead_strides[ax];
-                if index[ax] < lead[ax] {
-                    break;
-                }
-                pos -= lead_strides[ax] * lead[ax];
-                index[ax] = 0;
-            }
         }
         out
     }

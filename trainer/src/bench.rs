@@ -115,10 +115,9 @@ pub fn step_flops(model: &Model, batch: usize, seq: usize, lora: bool, counted: 
 /// The threaded GEMMs of the timed steps by shape, slowest total first:
 /// which products lose speed inside the step (cold operands, fresh output
 /// pages, packing), against what `gemm-compare` measures on hot operands.
-fn gemm_shape_lines(steps: usize) -> Vec<String> {
+fn gemm_shape_lines(steps: usize, peak: f64) -> Vec<String> {
     let rows = kernels::gemm::stats::by_shape();
     kernels::gemm::stats::record_by_shape(false);
-    let peak = kernels::peak_gflops(rayon::current_num_threads());
     let mut lines = vec![format!(
         "{:<30} {:>9} {:>10} {:>8} {:>7}",
         "GEMM (M x K x N) in the step", "calls", "ms/step", "GFLOP/s", "% peak"
@@ -193,6 +192,9 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
         }
         autograd::profile::mark();
     }
+    // Measured once: the MFU and the per-shape table's % of peak use the same figure.
+    let threads = rayon::current_num_threads();
+    let peak = kernels::peak_gflops(threads);
     let mut lines = Vec::new();
     if profile {
         let total: f64 = times.iter().sum();
@@ -223,12 +225,10 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
             100.0 * secs / total,
             flops as f64 / secs / 1e9
         ));
-        lines.extend(gemm_shape_lines(steps));
+        lines.extend(gemm_shape_lines(steps, peak));
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    let threads = rayon::current_num_threads();
-    let peak = kernels::peak_gflops(threads);
     let bf16 = job.precision == Precision::Bf16;
     let bf16_kernel =
         bf16.then(|| kernels::gemm::Microkernel::bf16_selected().ok().flatten().map(|k| k.name)).flatten();
