@@ -1,7 +1,7 @@
 //! The microkernels hone has: their tile shapes, operand layouts and
 //! default cache blocking, and which one runs here (chosen once per process).
 
-use super::microkernel::KernelFn;
+use super::microkernel::{InPlaceKernelFn, KernelFn};
 use crate::isa::{self, Isa};
 use crate::KernelError;
 use std::sync::OnceLock;
@@ -71,6 +71,9 @@ pub struct Microkernel {
     /// The operand layout it reads.
     pub packing: Packing,
     pub(crate) run: KernelFn,
+    /// The same tile reading its operands in place, for products whose
+    /// panels it reads once (see [`InPlaceKernelFn`]); `None` where there is none.
+    pub(crate) run_in_place: Option<InPlaceKernelFn>,
 }
 
 /// The largest `MR * NR` of any kernel (AMX's 32×32): the size of the
@@ -99,6 +102,7 @@ impl Microkernel {
             blocking: Blocking { mc: 64, kc: 256, nc: 1024 },
             packing: Packing::F32,
             run: isa::scalar::GEMM,
+            run_in_place: None,
         };
         #[cfg(target_arch = "x86_64")]
         static AVX2: Microkernel = Microkernel {
@@ -109,6 +113,7 @@ impl Microkernel {
             blocking: Blocking { mc: 192, kc: 256, nc: 4096 },
             packing: Packing::F32,
             run: isa::avx2::GEMM,
+            run_in_place: None,
         };
         #[cfg(target_arch = "x86_64")]
         static AVX512: Microkernel = Microkernel {
@@ -119,6 +124,7 @@ impl Microkernel {
             blocking: Blocking { mc: 336, kc: 576, nc: 4608 },
             packing: Packing::F32,
             run: isa::avx512::GEMM,
+            run_in_place: Some(isa::avx512::GEMM_IN_PLACE),
         };
         #[cfg(target_arch = "aarch64")]
         static NEON: Microkernel = Microkernel {
@@ -129,6 +135,7 @@ impl Microkernel {
             blocking: Blocking { mc: 128, kc: 256, nc: 3072 },
             packing: Packing::F32,
             run: isa::neon::GEMM,
+            run_in_place: None,
         };
         Ok(match isa {
             Isa::Scalar => &SCALAR,
@@ -158,6 +165,7 @@ impl Microkernel {
                 blocking: Blocking { mc: 336, kc: 576, nc: 4608 },
                 packing: Packing::F32,
                 run: isa::avx512::NARROW_GEMM,
+                run_in_place: Some(isa::avx512::NARROW_GEMM_IN_PLACE),
             };
             return Some(&NARROW);
         }
@@ -183,6 +191,7 @@ impl Microkernel {
                 blocking: Blocking { mc: 256, kc: 1024, nc: 4608 },
                 packing: Packing::Bf16Tiles,
                 run: isa::amx::GEMM,
+                run_in_place: None,
             };
             static AVX512_BF16: Microkernel = Microkernel {
                 isa: Isa::Avx512,
@@ -192,6 +201,7 @@ impl Microkernel {
                 blocking: Blocking { mc: 336, kc: 1152, nc: 4608 },
                 packing: Packing::Bf16Pairs,
                 run: isa::avx512_bf16::GEMM,
+                run_in_place: None,
             };
             if isa::amx::is_supported() {
                 out.push(&AMX);

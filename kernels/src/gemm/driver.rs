@@ -11,6 +11,9 @@
 //!           microkernel: C tile += A panel · B panel
 //! ```
 //!
+//! When the kernel would read each A panel once (a single B panel), A is
+//! read in place instead of packed (see `a_in_place`).
+//!
 //! The first `pc` block applies the caller's `beta`; later blocks accumulate
 //! into C with `beta = 1`. Every C element is computed by the same sequence of
 //! floating-point operations whatever the number of threads, so results are
@@ -18,6 +21,7 @@
 
 use super::buffers::{with_buffer, Buffer};
 use super::catalog::{Blocking, Microkernel, Packing, MAX_TILE};
+use super::microkernel::InPlaceKernelFn;
 use super::pack::pack_panel;
 use super::pack_bf16::{pack_panel_pairs, pack_panel_rounded, pack_panel_tiles, pack_panel_tiles_b};
 use super::{MatMut, MatRef};
@@ -93,6 +97,7 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
     let bt = b.t(); // B's column panels are Bᵀ's row panels
     let ldc = c.ld();
     let cptr = CPtr(c.as_mut_ptr());
+    let in_place = a_in_place(plan, a, n);
 
     let b_len = nc.min(n).div_ceil(nr) * nr * slots(kc.min(k));
     with_buffer(Buffer::B, b_len, |bbuf| {
@@ -118,14 +123,25 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
                 let split = Split::new(m, npanels, mr, mc, threads);
                 let task = |t: usize| {
                     let (rows, panels) = split.task(t);
-                    let a_len = rows.len().div_ceil(mr) * mr * ks;
+                    let block = Block { kc: ks, rows: rows.clone(), cols: (jc, jc + ncur), alpha, beta, ldc };
+                    // A panels read in place: the task's whole ones (a last,
+                    // partial one is packed, its missing rows as zeros).
+                    let a_whole = if in_place.is_some() { rows.len() / mr } else { 0 };
+                    let a_len = (rows.len().div_ceil(mr) - a_whole) * mr * ks;
                     with_buffer(Buffer::A, a_len, |apack| {
                         for (r, dst) in apack.chunks_mut(mr * ks).enumerate() {
-                            let row = rows.start + r * mr;
+                            let row = rows.start + (a_whole + r) * mr;
                             pack(plan, true, a, (row, mr.min(rows.end - row)), (pc, kcur), mr, dst);
                         }
-                        let block = Block { kc: ks, rows, cols: (jc, jc + ncur), alpha, beta, ldc };
-                        macro_kernel(kernel, &block, apack, bpack, panels, cptr);
+                        let a_panel = |r: usize| match in_place {
+                            Some(InPlaceA { data, rs, cs, run }) if r < a_whole => {
+                                let ptr = data[(rows.start + r * mr) * rs + pc * cs..].as_ptr();
+                                APanel::InPlace { ptr, rs_i: rs, rs_p: cs, run }
+                            }
+                            _ => APanel::Packed(apack[(r - a_whole) * mr * ks..].as_ptr()),
+                        };
+                        let count = rows.len().div_ceil(mr);
+                        macro_kernel(kernel, &block, (count, a_panel), bpack, panels, cptr);
                     });
                 };
                 if threads > 1 {
@@ -136,6 +152,30 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
             }
         }
     });
+}
+
+/// A as the kernel's in-place twin reads it: f32 data, row and column strides.
+#[derive(Clone, Copy)]
+struct InPlaceA<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+    run: InPlaceKernelFn,
+}
+
+/// A, when the kernel reads it in place rather than packed (see [`InPlaceKernelFn`]).
+///
+/// That is when the kernel would read each A panel once, so that packing
+/// would copy A for a single read: one B panel (`n <= NR`), f32 A (nothing
+/// to widen or round). LoRA's rank-16 products `x·Aᵀ`, `G·B` and `Gᵀ·u`
+/// are of this kind. (B read in place, for products of at most MR rows such
+/// as `dA = dhᵀ·x`, measured slower than packed: `x` is cold by then, and
+/// the kernel walks it one cache line per row.)
+fn a_in_place<'a, TA: Element>(plan: &Plan, a: &MatRef<'a, TA>, n: usize) -> Option<InPlaceA<'a>> {
+    let k = plan.kernel;
+    let run = k.run_in_place.filter(|_| k.packing == Packing::F32 && !plan.round_bf16 && n <= k.nr)?;
+    let data = TA::as_f32_slice(a.data())?;
+    Some(InPlaceA { data, rs: a.row_stride(), cs: a.col_stride(), run })
 }
 
 /// How the rows and B panels of one (jc, pc) block are divided into tasks.
@@ -190,11 +230,38 @@ struct Block {
     ldc: usize,
 }
 
-/// Loops 2 and 1: every (B panel, A panel) pair of the task, one microkernel call each.
+/// Where the microkernel reads one A panel (`MR` rows of the block) from.
+#[derive(Clone, Copy)]
+enum APanel {
+    /// A packed panel of `MR * kc` floats.
+    Packed(*const f32),
+    /// A itself: element `(i, p)` at `ptr[i * rs_i + p * rs_p]`, all `MR`
+    /// rows inside A, read by the kernel's `run_in_place` twin (see `a_in_place`).
+    InPlace { ptr: *const f32, rs_i: usize, rs_p: usize, run: InPlaceKernelFn },
+}
+
+/// One tile: `c <- alpha * A panel · B panel + beta * c`.
+///
+/// # Safety
+/// The A panel is valid as its variant says, `bp` holds `blk.kc * NR`
+/// floats, and `c` (row stride `ldc`) is valid for an `MR × NR` tile.
+unsafe fn run_tile(kernel: &Microkernel, blk: &Block, a: APanel, bp: *const f32, c: *mut f32, ldc: usize) {
+    let (kc, alpha, beta) = (blk.kc, blk.alpha, blk.beta);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match a {
+            APanel::Packed(ap) => (kernel.run)(kc, ap, bp, c, ldc, alpha, beta),
+            APanel::InPlace { ptr, rs_i, rs_p, run } => run(kc, ptr, rs_i, rs_p, bp, c, ldc, alpha, beta),
+        }
+    }
+}
+
+/// Loops 2 and 1: every (B panel, A panel) pair of the task, one microkernel
+/// call each; `count` A panels, the `r`-th from `a_panel(r)`.
 fn macro_kernel(
     kernel: &Microkernel,
     blk: &Block,
-    apack: &[f32],
+    (count, a_panel): (usize, impl Fn(usize) -> APanel),
     bpack: &[f32],
     panels: std::ops::Range<usize>,
     c: CPtr,
@@ -202,10 +269,10 @@ fn macro_kernel(
     let (mr, nr, kc) = (kernel.mr, kernel.nr, blk.kc);
     let (jc, jend) = blk.cols;
     for q in panels {
-        let bp = &bpack[q * nr * kc..(q + 1) * nr * kc];
+        let bp = bpack[q * nr * kc..(q + 1) * nr * kc].as_ptr();
         let col = jc + q * nr;
         let ncols = nr.min(jend - col);
-        for (r, ap) in apack.chunks_exact(mr * kc).enumerate() {
+        for r in 0..count {
             let row = blk.rows.start + r * mr;
             let nrows = mr.min(blk.rows.end - row);
             // SAFETY: (row, col) is inside C: row < m and col < n, and the
@@ -213,10 +280,10 @@ fn macro_kernel(
             // j < ncols addressable; this task alone owns these tiles.
             let ctile = unsafe { c.0.add(row * blk.ldc + col) };
             if nrows == mr && ncols == nr {
-                // SAFETY: ap and bp hold kc*MR and kc*NR floats; the full tile is inside C.
-                unsafe { (kernel.run)(kc, ap.as_ptr(), bp.as_ptr(), ctile, blk.ldc, blk.alpha, blk.beta) };
+                // SAFETY: the panels hold kc k steps of MR rows and NR columns; the full tile is inside C.
+                unsafe { run_tile(kernel, blk, a_panel(r), bp, ctile, blk.ldc) };
             } else {
-                edge_tile(kernel, blk, ap, bp, ctile, (nrows, ncols));
+                edge_tile(kernel, blk, a_panel(r), bp, ctile, (nrows, ncols));
             }
         }
     }
@@ -228,8 +295,8 @@ fn macro_kernel(
 fn edge_tile(
     kernel: &Microkernel,
     blk: &Block,
-    ap: &[f32],
-    bp: &[f32],
+    ap: APanel,
+    bp: *const f32,
     ctile: *mut f32,
     (nrows, ncols): (usize, usize),
 ) {
@@ -242,8 +309,9 @@ fn edge_tile(
             scratch[i * nr + j] = unsafe { *ctile.add(i * blk.ldc + j) };
         }
     }
-    // SAFETY: scratch holds MR*NR <= MAX_TILE floats with row stride NR.
-    unsafe { (kernel.run)(blk.kc, ap.as_ptr(), bp.as_ptr(), scratch.as_mut_ptr(), nr, blk.alpha, blk.beta) };
+    // SAFETY: scratch holds MR*NR <= MAX_TILE floats with row stride NR; the
+    // panels are valid (see macro_kernel).
+    unsafe { run_tile(kernel, blk, ap, bp, scratch.as_mut_ptr(), nr) };
     for i in 0..nrows {
         for j in 0..ncols {
             // SAFETY: as above.
@@ -260,6 +328,53 @@ fn scale(c: &mut MatMut<'_>, beta: f32) {
             row.fill(0.0);
         } else if beta != 1.0 {
             row.iter_mut().for_each(|x| *x *= beta);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C's bits from `plan` on A (`m × k`, row-major or as the transpose of
+    /// a `k × m` one, with `pad` extra floats per stored row) times B.
+    fn run(plan: &Plan, (m, k, n): (usize, usize, usize), a_transposed: bool, pad: usize, beta: f32) -> Vec<u32> {
+        let value = |i: usize| ((i * 7919) % 997) as f32 / 498.5 - 1.0;
+        let (a_rows, a_cols) = if a_transposed { (k, m) } else { (m, k) };
+        let a_data: Vec<f32> = (0..a_rows * (a_cols + pad)).map(value).collect();
+        let a = MatRef::new(&a_data, a_rows, a_cols, a_cols + pad).unwrap();
+        let a = if a_transposed { a.t() } else { a };
+        let b_data: Vec<f32> = (0..k * n).map(|i| value(i + 11)).collect();
+        let b = MatRef::new(&b_data, k, n, n).unwrap();
+        let mut c_data: Vec<f32> = (0..m * n).map(|i| value(i + 5)).collect();
+        gemm(plan, 0.75, &a, &b, beta, &mut MatMut::new(&mut c_data, m, n, n).unwrap());
+        c_data.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// A read in place gives the bits of A packed: the same kernel body and
+    /// sums, only the addresses of A differ. Whole and partial row panels,
+    /// one and several K blocks, row-major and transposed A, one thread and two.
+    #[test]
+    fn a_in_place_matches_a_packed_bit_for_bit() {
+        let Some(narrow) = Microkernel::narrow_for(Microkernel::selected().unwrap()) else { return };
+        let mut without = *narrow;
+        without.run_in_place = None;
+        let without: &'static Microkernel = Box::leak(Box::new(without));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for (kc, threads) in [(narrow.blocking.kc, 1), (7, 1), (40, 2)] {
+            let blocking = Blocking { kc, ..narrow.blocking };
+            let plan = |kernel| Plan { kernel, blocking, threads, round_bf16: false };
+            for shape in [(37, 50, 16), (64, 33, 9), (5, 20, 16), (300, 90, 1)] {
+                for (a_transposed, pad, beta) in [(false, 0, 0.0), (true, 3, 1.0), (false, 2, 0.5)] {
+                    let (with_a, without_a) = pool.install(|| {
+                        (
+                            run(&plan(narrow), shape, a_transposed, pad, beta),
+                            run(&plan(without), shape, a_transposed, pad, beta),
+                        )
+                    });
+                    assert_eq!(with_a, without_a, "{shape:?} kc={kc} transposed={a_transposed} threads={threads}");
+                }
+            }
         }
     }
 }

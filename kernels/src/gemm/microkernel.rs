@@ -53,8 +53,28 @@ const B_PREFETCH_STEPS: usize = 16;
 pub(crate) type KernelFn =
     unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32);
 
+/// Signature of an A-in-place microkernel: `(k, a, rs_i, rs_p, b, c, ldc, alpha, beta)`.
+///
+/// The same tile as [`KernelFn`], but A is read where it is, through
+/// strides: element `(i, p)` of the tile's A rows is `a[i * rs_i + p * rs_p]`
+/// (a packed panel is the case `rs_i = 1`, `rs_p = MR`). The driver uses it
+/// when the kernel would read each A panel once: packing would copy A for a
+/// single read. Preconditions: those of [`KernelFn`], with every
+/// `a[i * rs_i + p * rs_p]` (`i < MR`, `p < k`) valid for reads.
+pub(crate) type InPlaceKernelFn = unsafe fn(
+    k: usize,
+    a: *const f32,
+    rs_i: usize,
+    rs_p: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+);
+
 /// The body every ISA's microkernel instantiates: an `MR × (NV * LANES)` tile
-/// held in `MR * NV` registers.
+/// held in `MR * NV` registers, from a packed A panel.
 ///
 /// `#[inline(always)]` so that it is compiled inside each ISA's
 /// `#[target_feature]` wrapper, with that ISA's instructions; the constant
@@ -63,7 +83,6 @@ pub(crate) type KernelFn =
 /// # Safety
 /// The module contract, with `NR = NV * S::LANES`.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // (i, v) index a register tile: clearer than iterator chains
 pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>(
     k: usize,
     a: *const f32,
@@ -73,9 +92,36 @@ pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>
     alpha: f32,
     beta: f32,
 ) {
+    // A packed panel is the strided body with constant strides, which fold
+    // away: the instructions are those of a body written for packed A.
+    // SAFETY: the module contract is `microkernel_body_strided`'s with rs_i = 1, rs_p = MR.
+    unsafe { microkernel_body_strided::<S, MR, NV>(k, a, 1, MR, b, c, ldc, alpha, beta) }
+}
+
+/// [`microkernel_body`] with A read through strides: `A[i][p]` at
+/// `a[i * rs_i + p * rs_p]` (see [`InPlaceKernelFn`]).
+///
+/// # Safety
+/// The module contract, with `NR = NV * S::LANES` and A's elements at the
+/// strided addresses valid for reads.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (i, v) index a register tile: clearer than iterator chains
+#[allow(clippy::too_many_arguments)] // the microkernel signature plus A's two strides
+pub(crate) unsafe fn microkernel_body_strided<S: Simd, const MR: usize, const NV: usize>(
+    k: usize,
+    a: *const f32,
+    rs_i: usize,
+    rs_p: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
     let nr = NV * S::LANES;
     // SAFETY: every pointer offset below stays inside the ranges the contract
-    // guarantees: a[..k*MR], b[..k*NR], c[i*ldc + j] for i < MR, j < NR.
+    // guarantees: a[i*rs_i + p*rs_p] for i < MR, p < k, b[..k*NR], c[i*ldc + j]
+    // for i < MR, j < NR.
     unsafe {
         // Ask for the C tile now: its rows are `ldc` apart, a pattern the
         // hardware prefetcher does not follow, and without this the final
@@ -101,12 +147,14 @@ pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>
                 S::prefetch(b.wrapping_add(B_PREFETCH_STEPS * nr + v * S::LANES));
             }
             for i in 0..MR {
-                let ai = S::splat(*a.add(i));
+                let ai = S::splat(*a.add(i * rs_i));
                 for v in 0..NV {
                     acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
                 }
             }
-            a = a.add(MR);
+            // `wrapping_add`: after the last step, A read in place may point
+            // past the end of its slice (it is not dereferenced there).
+            a = a.wrapping_add(rs_p);
             b = b.add(nr);
         }
 
