@@ -77,6 +77,23 @@ pub fn f32_to_bf16(x: f32) -> u16 {
     ((bits + round) >> 16) as u16
 }
 
+crate::nn::vectorized! {
+    /// Each value rounded to bf16 and widened back, in place:
+    /// `bf16_to_f32(f32_to_bf16(x))`, written without branches so that it
+    /// compiles to vector selects (bf16-precision packing rounds every
+    /// packed float through this).
+    pub fn round_to_bf16(values: &mut [f32]) {
+        for x in values.iter_mut() {
+            let bits = x.to_bits();
+            // No wrap: the largest non-NaN pattern, -Inf (0xFF80_0000), plus 0x8000 fits.
+            let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) & 0xFFFF_0000;
+            let quiet_nan = (bits | 0x0040_0000) & 0xFFFF_0000;
+            let is_nan = bits & 0x7FFF_FFFF > 0x7F80_0000;
+            *x = f32::from_bits(if is_nan { quiet_nan } else { rounded });
+        }
+    }
+}
+
 /// f16 -> f32 without branches on the value class.
 ///
 /// f16 is 1 sign, 5 exponent (bias 15), 10 mantissa bits; f32 has 8
@@ -121,6 +138,19 @@ mod tests {
             let got = f16_to_f32(bits);
             assert!(want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()), "{bits:#06x}: {want} vs {got}");
         }
+    }
+
+    #[test]
+    fn rounding_in_place_is_rounding_then_widening() {
+        // Every bf16 value's neighbourhood (midpoints, both sides), NaNs of
+        // both signs and payloads, infinities and zeros.
+        let mut xs: Vec<f32> = (0..=u16::MAX)
+            .flat_map(|b| [0u32, 0x7FFF, 0x8000, 0x8001, 0xFFFF].map(|low| f32::from_bits((b as u32) << 16 | low)))
+            .collect();
+        let want: Vec<u32> = xs.iter().map(|&x| bf16_to_f32(f32_to_bf16(x)).to_bits()).collect();
+        round_to_bf16(&mut xs);
+        let got: Vec<u32> = xs.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

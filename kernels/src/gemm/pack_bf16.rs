@@ -23,7 +23,6 @@
 //! ```
 
 use super::MatRef;
-use crate::convert::bf16_to_f32;
 use crate::Element;
 
 /// The f32 layout of `pack::pack_panel`, each value rounded to bf16.
@@ -37,9 +36,7 @@ pub(crate) fn pack_panel_rounded<T: Element>(
     super::pack::pack_panel(src, rows, cols, width, dst);
     // Rounding the packed copy rounds each element once: widening a bf16 or
     // f16 source to f32 was exact, so this equals rounding the source.
-    for x in dst.iter_mut() {
-        *x = bf16_to_f32(crate::convert::f32_to_bf16(*x));
-    }
+    crate::convert::round_to_bf16(dst);
 }
 
 /// Packs one panel as bf16 pairs along k; `dst` is `⌈kc/2⌉ · width` slots.
