@@ -45,5 +45,6 @@ pub use ops::softmax::softmax;
 pub use ops::sub::sub;
 pub use ops::sum::sum;
 pub use ops::swiglu::swiglu;
+pub use ops::swiglu_linear::swiglu_linear;
 pub use ops::transpose::{permute, transpose};
 pub use var::{is_grad_enabled, no_grad, Var};

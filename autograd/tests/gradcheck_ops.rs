@@ -97,6 +97,14 @@ proptest! {
     }
 
     #[test]
+    fn swiglu_linear_all_inputs(rows in 1usize..4, t in 1usize..4, h in 1usize..6, o in 1usize..6, seed in 0u64..1000) {
+        let gate = random_tensor(&[rows, t, h], seed, 2.0);
+        let up = random_tensor(&[rows, t, h], seed + 1, 1.0);
+        let w = random_tensor(&[o, h], seed + 2, 1.0);
+        ok(check(&[gate, up, w], Tolerance::default(), |v| swiglu_linear(&v[0], &v[1], &v[2])))?;
+    }
+
+    #[test]
     fn linear_with_and_without_bias(rows in 1usize..4, t in 1usize..4, i in 1usize..6, o in 1usize..6, seed in 0u64..1000) {
         let x = random_tensor(&[rows, t, i], seed, 1.0);
         let w = random_tensor(&[o, i], seed + 1, 1.0);
@@ -308,4 +316,32 @@ fn the_checker_catches_a_wrong_gradient() {
         sub(&sq, &half)
     });
     assert!(wrong.is_err(), "the checker must reject a backward that disagrees with the values");
+}
+
+/// `swiglu_linear` against `linear(swiglu(gate, up), W)`: the same output
+/// and gradients bit for bit, with W trained and frozen.
+#[test]
+fn swiglu_linear_equals_the_unfused_ops() {
+    let (batch, seq, hidden, out) = (2, 5, 19, 7);
+    let t = |shape: &[usize], seed| random_tensor(shape, seed, 1.5);
+    let (gt, ut, wt, weights) =
+        (t(&[batch, seq, hidden], 1), t(&[batch, seq, hidden], 2), t(&[out, hidden], 3), t(&[batch, seq, out], 4));
+    for train_w in [true, false] {
+        let run = |fused: bool| {
+            let (gate, up) = (Var::parameter(gt.clone()), Var::parameter(ut.clone()));
+            let w = if train_w { Var::parameter(wt.clone()) } else { Var::constant(wt.clone()) };
+            let y = match fused {
+                true => swiglu_linear(&gate, &up, &w).unwrap(),
+                false => linear(&swiglu(&gate, &up).unwrap(), &w, None).unwrap(),
+            };
+            sum(&mul(&y, &Var::constant(weights.clone())).unwrap()).unwrap().backward().unwrap();
+            let mut grads = vec![gate.grad().unwrap().to_f32_vec(), up.grad().unwrap().to_f32_vec()];
+            grads.extend(w.grad().map(|g| g.to_f32_vec()));
+            (y.value().to_f32_vec(), grads)
+        };
+        let (fused, plain) = (run(true), run(false));
+        assert_eq!(fused.0, plain.0, "output, W trains: {train_w}");
+        assert_eq!(fused.1.len(), if train_w { 3 } else { 2 });
+        assert_eq!(fused.1, plain.1, "gradients, W trains: {train_w}");
+    }
 }

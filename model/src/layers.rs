@@ -7,7 +7,7 @@ use crate::lora::Lora;
 use crate::rope::Rope;
 use autograd::{
     add, causal_attention, dropout_mask, gelu, layer_norm, linear, lora_linear, matmul, narrow, reshape, rms_norm,
-    rope, swiglu, LoraLinear, Var,
+    rope, swiglu, swiglu_linear, LoraLinear, Var,
 };
 use kernels::nn::attention::{causal_attention as attention_kernel, AttentionShape};
 use tensor::{Tensor, TensorError};
@@ -97,7 +97,13 @@ impl Mlp {
         match self {
             Mlp::Gelu { fc, proj } => proj.forward(&gelu(&fc.forward(x, seed)?)?, seed + 1),
             Mlp::SwiGlu { gate, up, down } => {
-                down.forward(&swiglu(&gate.forward(x, seed)?, &up.forward(x, seed + 1)?)?, seed + 2)
+                let (g, u) = (gate.forward(x, seed)?, up.forward(x, seed + 1)?);
+                match down.lora.is_none() && down.bias.is_none() && !down.conv1d {
+                    // One op that recomputes swiglu's output in the backward
+                    // instead of keeping it (a third of the MLP's activations).
+                    true => swiglu_linear(&g, &u, &down.weight),
+                    false => down.forward(&swiglu(&g, &u)?, seed + 2),
+                }
             }
         }
     }

@@ -32,6 +32,7 @@ pub mod softmax;
 pub mod sub;
 pub mod sum;
 pub mod swiglu;
+pub mod swiglu_linear;
 pub mod transpose;
 
 use tensor::{Tensor, TensorError};

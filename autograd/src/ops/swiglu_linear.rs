@@ -1,0 +1,67 @@
+//! Llama's MLP output, `y = (silu(gate) ⊙ up) · Wᵀ`, as one op that never
+//! keeps `h = silu(gate) ⊙ up`.
+//!
+//! `swiglu` followed by `linear` keeps three `(N, hidden)` tensors per layer
+//! for the backward: `gate` and `up` (for the activation's derivative) and
+//! `h` (for W's gradient). `h` is cheap to form again from the other two, so
+//! this op keeps only `gate` and `up` and recomputes `h` in the backward,
+//! when W trains: a third less MLP activation memory (SmolLM2-135M, B=4,
+//! T=128: 94 MB) for one elementwise pass.
+//!
+//! With `h` as `(N, hidden)` and `G = ∂L/∂y` as `(N, out)`:
+//! ```text
+//! ∂L/∂W    = Gᵀ · h                          (out, N)·(N, hidden), h recomputed
+//! ∂L/∂h    = G · W                           (N, out)·(out, hidden)
+//! ∂L/∂gate = ∂L/∂h ⊙ up ⊙ silu'(gate)
+//! ∂L/∂up   = ∂L/∂h ⊙ silu(gate)
+//! ```
+//! The same products and elementwise passes as `swiglu` then `linear`, so
+//! the same bits (tested).
+
+use crate::Var;
+use kernels::nn::activation::swiglu_backward;
+use tensor::ops::elementwise::swiglu as swiglu_forward;
+use tensor::{matmul, Tensor, TensorError};
+
+/// `(silu(gate) ⊙ up) · Wᵀ` for `gate`, `up` `(..., hidden)` and `W` `(out, hidden)`, no bias.
+pub fn swiglu_linear(gate: &Var, up: &Var, w: &Var) -> Result<Var, TensorError> {
+    let (gv, uv, wv) = (gate.value(), up.value(), w.value());
+    let shape = gv.shape().to_vec();
+    let (&hidden, lead) = shape.split_last().ok_or_else(|| TensorError::shape("swiglu_linear", "gate is a scalar"))?;
+    let &[out, w_in] = wv.shape() else {
+        return Err(TensorError::shape("swiglu_linear", format!("weight must be (out, in), got {:?}", wv.shape())));
+    };
+    if uv.shape() != gv.shape() || w_in != hidden {
+        return Err(TensorError::shape(
+            "swiglu_linear",
+            format!("gate {shape:?}, up {:?} and weight {:?} do not fit", uv.shape(), wv.shape()),
+        ));
+    }
+    let rows: usize = lead.iter().product();
+    let h = swiglu_forward(&gv, &uv)?.reshape(&[rows, hidden])?; // (N, hidden), dropped below
+    let y = matmul(&h, &wv.transpose(0, 1)?)?; // (N, out)
+    let mut out_shape = lead.to_vec();
+    out_shape.push(out);
+    Ok(Var::from_op(
+        "swiglu_linear",
+        y.reshape(&out_shape)?,
+        &[gate, up, w],
+        Box::new(move |g, needs| {
+            let g2 = g.reshape(&[rows, out])?; // (N, out)
+            let gw = match needs[2] {
+                true => Some(matmul(&g2.transpose(0, 1)?, &swiglu_forward(&gv, &uv)?.reshape(&[rows, hidden])?)?),
+                false => None,
+            };
+            let (mut dgate, mut dup) = (None, None);
+            if needs[0] || needs[1] {
+                let dh = matmul(&g2, &wv)?; // (N, hidden)
+                let (gd, ud) = (gv.f32_data(), uv.f32_data());
+                let (mut dg, mut du) = (vec![0.0; gd.len()], vec![0.0; gd.len()]);
+                swiglu_backward(&gd, &ud, &dh.f32_data(), &mut dg, &mut du)?;
+                dgate = needs[0].then(|| Tensor::from_vec(dg, &shape)).transpose()?;
+                dup = needs[1].then(|| Tensor::from_vec(du, &shape)).transpose()?;
+            }
+            Ok(vec![dgate, dup, gw])
+        }),
+    ))
+}
