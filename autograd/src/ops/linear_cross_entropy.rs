@@ -54,6 +54,30 @@ pub fn block_rows(rows: usize, vocab: usize) -> usize {
     rows.div_ceil(blocks)
 }
 
+thread_local! {
+    /// The logits block of the last call on this thread, kept for the next.
+    static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` floats for a logits block (contents unspecified: the
+/// logits product overwrites it), the last call's if there was one.
+///
+/// A block is tens of MiB (50 MB for SmolLM2 at B=4, T=128), above glibc's
+/// largest mmap threshold, so a fresh one is a fresh mapping whose pages the
+/// kernel faults in and zeroes on first write, every step (12K page faults
+/// per step). Kept, it costs its size in resident memory between steps,
+/// when a step is far below its peak (the block is alive at the peak anyway).
+fn reused_block(len: usize) -> Vec<f32> {
+    let mut v = BLOCK.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    v.resize(len, 0.0);
+    v
+}
+
+/// Keeps `v` for the next call on this thread.
+fn keep_block(v: Vec<f32>) {
+    BLOCK.with(|b| *b.borrow_mut() = v);
+}
+
 /// [`linear_cross_entropy`] with an explicit block of `block_rows` rows
 /// (tests use small blocks to cross block edges).
 pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_rows: usize) -> Result<Var, TensorError> {
@@ -80,7 +104,7 @@ pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_row
     let (mut lse, mut z_target) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let scale = if count == 0 { 0.0 } else { 1.0 / count as f32 };
     let cap = block_rows.min(rows).max(1);
-    let mut block = Tensor::from_vec(vec![0.0; cap * vocab], &[cap, vocab])?; // (R, V), reused
+    let mut block = Tensor::from_vec(reused_block(cap * vocab), &[cap, vocab])?; // (R, V), reused
     for start in (0..rows).step_by(block_rows) {
         let r = block_rows.min(rows - start);
         let t_r = &targets[start..start + r];
@@ -108,7 +132,8 @@ pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_row
         (0..rows).filter(|&n| targets[n] != IGNORE_INDEX).map(|n| lse[n] as f64 - z_target[n] as f64).sum();
     let loss = if count == 0 { 0.0 } else { (loss_sum / count as f64) as f32 };
     let value = Tensor::from_vec(vec![loss], &[])?;
-    drop((block, x2, w_t));
+    drop((x2, w_t));
+    keep_block(block.into_f32_vec());
     Ok(Var::from_op(
         "linear_cross_entropy",
         value,
