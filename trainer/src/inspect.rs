@@ -57,13 +57,18 @@ pub fn plan(model: &Model, batch: usize, seq: usize) -> MemoryPlan {
     let qkv = (c.num_heads + 2 * c.num_kv_heads) * d;
     // Per token and layer, in floats: norm inputs and outputs (4h), q/k/v before
     // and after rotary (2·qkv), attention output (Hq·D), the residual (h), the
-    // MLP inputs and activations (3i for SwiGLU, 2i for GELU).
-    let mlp = if c.arch == Arch::Gpt2 { 2 * i } else { 3 * i };
+    // MLP inputs and activations (2i for GELU; for SwiGLU gate and up, 2i,
+    // plus their product when an adapter on down_proj keeps it: 3i).
+    let down_adapted = model.named_vars().iter().any(|(n, _)| n.contains("down_proj.lora_A"));
+    let mlp = if c.arch == Arch::Gpt2 || !down_adapted { 2 * i } else { 3 * i };
     let per_token_layer = 4 * h + 2 * qkv + c.num_heads * d + h + mlp;
     p.activations = 4 * batch * seq * (c.num_layers * per_token_layer + 2 * h);
     let rows = batch * seq;
     p.logits = match model.plain_head_weight() {
-        Some(_) => 4 * c.vocab_size * autograd::ops::linear_cross_entropy::block_rows(rows, c.vocab_size).min(rows),
+        Some(w) => {
+            let block_rows = autograd::ops::linear_cross_entropy::block_rows(rows, c.vocab_size, w.requires_grad());
+            4 * c.vocab_size * block_rows.min(rows)
+        }
         None => 2 * 4 * rows * c.vocab_size,
     };
     p

@@ -32,25 +32,31 @@ use crate::{is_grad_enabled, Var};
 use kernels::nn::cross_entropy::{cross_entropy_forward, cross_entropy_grad_in_place, IGNORE_INDEX};
 use tensor::{matmul_into, Tensor, TensorError};
 
-/// How many bytes of logits one block may hold.
+/// How many bytes of logits one block may hold when W trains.
 const BLOCK_BYTES: usize = 64 << 20;
 
 /// The mean cross-entropy of `x · Wᵀ` against `targets` (one per row of
 /// `x`, [`IGNORE_INDEX`] skipped), `x` `(..., C)` and `W` `(V, C)`, in
-/// blocks of rows sized to hold about 64 MiB of logits.
+/// blocks of rows sized by [`block_rows`].
 pub fn linear_cross_entropy(x: &Var, w: &Var, targets: &[i64]) -> Result<Var, TensorError> {
     let vocab = w.shape().first().copied().unwrap_or(1);
-    linear_cross_entropy_blocked(x, w, targets, block_rows(targets.len(), vocab))
+    let w_trains = is_grad_enabled() && w.requires_grad();
+    linear_cross_entropy_blocked(x, w, targets, block_rows(targets.len(), vocab, w_trains))
 }
 
 /// Rows per block for `rows` rows of a `vocab`-sized head: the fewest even
-/// blocks whose logits fit in about 64 MiB. Every block packs W twice, so
-/// fewer blocks are faster and more blocks are smaller (the head of SmolLM2
-/// LoRA at B=4, T=128, measured: 365 ms per step with 32 MiB blocks, 318
-/// with 64, 290 with one 100 MiB block).
-pub fn block_rows(rows: usize, vocab: usize) -> usize {
+/// blocks whose logits fit in about 64 MiB when W trains, 128 MiB when it
+/// does not. Every block packs W twice, so fewer blocks are faster and more
+/// blocks are smaller (the head of SmolLM2 LoRA at B=4, T=128, measured:
+/// 365 ms per step with 32 MiB blocks, 318 with 64, 290 with one 100 MiB
+/// block; again this stop, on another machine: 344-400 with 64 MiB, 316-326
+/// with one block). A frozen W has no `(V, C)` gradient to hold, which is
+/// larger than the extra 64 MiB (113 MB for SmolLM2), so the op's memory
+/// stays below a trained head's.
+pub fn block_rows(rows: usize, vocab: usize, w_trains: bool) -> usize {
     let (rows, vocab) = (rows.max(1), vocab.max(1));
-    let blocks = (rows * vocab * 4).div_ceil(BLOCK_BYTES).max(1);
+    let budget = if w_trains { BLOCK_BYTES } else { 2 * BLOCK_BYTES };
+    let blocks = (rows * vocab * 4).div_ceil(budget).max(1);
     rows.div_ceil(blocks)
 }
 
