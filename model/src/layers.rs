@@ -35,6 +35,13 @@ impl Linear {
         }
     }
 
+    /// `y = x·Wᵀ`: `(out, in)` weight, no bias, no adapter. Such a layer can
+    /// be fused into the op before or after it (the LM head with the loss,
+    /// Llama's down projection with SwiGLU).
+    pub fn is_plain(&self) -> bool {
+        !self.conv1d && self.bias.is_none() && self.lora.is_none()
+    }
+
     /// `y = x·Wᵀ + b (+ LoRA)` (`x·W` for Conv1D); x is `(..., in)`.
     pub fn forward(&self, x: &Var, dropout_seed: u64) -> Result<Var, TensorError> {
         if let Some(l) = &self.lora {
@@ -93,16 +100,26 @@ pub enum Mlp {
 }
 
 impl Mlp {
+    /// Whether the backward keeps the activation's output (the down
+    /// projection's input) besides its inputs. SwiGLU into a plain down
+    /// projection runs as one op that recomputes `silu(gate) ⊙ up` instead
+    /// (`autograd::swiglu_linear`, a third of the MLP's activations);
+    /// GELU's output is kept.
+    pub fn keeps_product(&self) -> bool {
+        match self {
+            Mlp::Gelu { .. } => true,
+            Mlp::SwiGlu { down, .. } => !down.is_plain(),
+        }
+    }
+
     pub fn forward(&self, x: &Var, seed: u64) -> Result<Var, TensorError> {
         match self {
             Mlp::Gelu { fc, proj } => proj.forward(&gelu(&fc.forward(x, seed)?)?, seed + 1),
             Mlp::SwiGlu { gate, up, down } => {
                 let (g, u) = (gate.forward(x, seed)?, up.forward(x, seed + 1)?);
-                match down.lora.is_none() && down.bias.is_none() && !down.conv1d {
-                    // One op that recomputes swiglu's output in the backward
-                    // instead of keeping it (a third of the MLP's activations).
-                    true => swiglu_linear(&g, &u, &down.weight),
-                    false => down.forward(&swiglu(&g, &u)?, seed + 2),
+                match self.keeps_product() {
+                    false => swiglu_linear(&g, &u, &down.weight),
+                    true => down.forward(&swiglu(&g, &u)?, seed + 2),
                 }
             }
         }

@@ -88,13 +88,19 @@ impl Model {
         }
     }
 
+    /// Whether the MLPs keep their activation's output for the backward
+    /// (see [`crate::layers::Mlp::keeps_product`]), for memory estimates.
+    pub fn mlp_keeps_product(&self) -> bool {
+        self.blocks.iter().any(|b| b.mlp.keeps_product())
+    }
+
     /// The LM head's `(vocab, C)` weight when the head is `x · Wᵀ` and
     /// nothing more (tied, or untied without bias or LoRA): then the loss
     /// can run the fused head + cross-entropy.
     pub fn plain_head_weight(&self) -> Option<&Var> {
         match &self.lm_head {
             None => Some(&self.embed),
-            Some(h) if !h.conv1d && h.bias.is_none() && h.lora.is_none() => Some(&h.weight),
+            Some(h) if h.is_plain() => Some(&h.weight),
             Some(_) => None,
         }
     }

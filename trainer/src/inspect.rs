@@ -57,10 +57,11 @@ pub fn plan(model: &Model, batch: usize, seq: usize) -> MemoryPlan {
     let qkv = (c.num_heads + 2 * c.num_kv_heads) * d;
     // Per token and layer, in floats: norm inputs and outputs (4h), q/k/v before
     // and after rotary (2·qkv), attention output (Hq·D), the residual (h), the
-    // MLP inputs and activations (2i for GELU; for SwiGLU gate and up, 2i,
-    // plus their product when an adapter on down_proj keeps it: 3i).
-    let down_adapted = model.named_vars().iter().any(|(n, _)| n.contains("down_proj.lora_A"));
-    let mlp = if c.arch == Arch::Gpt2 || !down_adapted { 2 * i } else { 3 * i };
+    // MLP's activation inputs (i for GELU, gate and up for SwiGLU) and its
+    // output when the backward keeps it (i; SwiGLU into a plain down
+    // projection recomputes it instead).
+    let activation_inputs = if c.arch == Arch::Gpt2 { i } else { 2 * i };
+    let mlp = activation_inputs + if model.mlp_keeps_product() { i } else { 0 };
     let per_token_layer = 4 * h + 2 * qkv + c.num_heads * d + h + mlp;
     p.activations = 4 * batch * seq * (c.num_layers * per_token_layer + 2 * h);
     let rows = batch * seq;
