@@ -14,14 +14,23 @@ pub fn swiglu(gate: &Var, up: &Var) -> Result<Var, TensorError> {
         "swiglu",
         value,
         &[gate, up],
-        Box::new(move |g, needs| {
-            let (gd, ud) = (gv.f32_data(), uv.f32_data());
-            let (mut dg, mut du) = (vec![0.0; gd.len()], vec![0.0; gd.len()]);
-            swiglu_backward(&gd, &ud, &g.f32_data(), &mut dg, &mut du)?;
-            Ok(vec![
-                if needs[0] { Some(Tensor::from_vec(dg, gv.shape())?) } else { None },
-                if needs[1] { Some(Tensor::from_vec(du, uv.shape())?) } else { None },
-            ])
-        }),
+        Box::new(move |g, needs| swiglu_grads(&gv, &uv, g, needs).map(Vec::from)),
     ))
+}
+
+/// `[∂L/∂gate, ∂L/∂up]` from `g = ∂L/∂y`, each only if `needs` says so
+/// (also `swiglu_linear`'s backward, with `g = ∂L/∂h`).
+pub(crate) fn swiglu_grads(
+    gate: &Tensor,
+    up: &Tensor,
+    g: &Tensor,
+    needs: &[bool],
+) -> Result<[Option<Tensor>; 2], TensorError> {
+    let (gd, ud) = (gate.f32_data(), up.f32_data());
+    let (mut dg, mut du) = (vec![0.0; gd.len()], vec![0.0; gd.len()]);
+    swiglu_backward(&gd, &ud, &g.f32_data(), &mut dg, &mut du)?;
+    Ok([
+        if needs[0] { Some(Tensor::from_vec(dg, gate.shape())?) } else { None },
+        if needs[1] { Some(Tensor::from_vec(du, up.shape())?) } else { None },
+    ])
 }

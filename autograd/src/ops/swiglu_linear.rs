@@ -18,10 +18,10 @@
 //! The same products and elementwise passes as `swiglu` then `linear`, so
 //! the same bits (tested).
 
+use super::swiglu::swiglu_grads;
 use crate::Var;
-use kernels::nn::activation::swiglu_backward;
 use tensor::ops::elementwise::swiglu as swiglu_forward;
-use tensor::{matmul, Tensor, TensorError};
+use tensor::{matmul, TensorError};
 
 /// `(silu(gate) ⊙ up) · Wᵀ` for `gate`, `up` `(..., hidden)` and `W` `(out, hidden)`, no bias.
 pub fn swiglu_linear(gate: &Var, up: &Var, w: &Var) -> Result<Var, TensorError> {
@@ -52,15 +52,10 @@ pub fn swiglu_linear(gate: &Var, up: &Var, w: &Var) -> Result<Var, TensorError> 
                 true => Some(matmul(&g2.transpose(0, 1)?, &swiglu_forward(&gv, &uv)?.reshape(&[rows, hidden])?)?),
                 false => None,
             };
-            let (mut dgate, mut dup) = (None, None);
-            if needs[0] || needs[1] {
-                let dh = matmul(&g2, &wv)?; // (N, hidden)
-                let (gd, ud) = (gv.f32_data(), uv.f32_data());
-                let (mut dg, mut du) = (vec![0.0; gd.len()], vec![0.0; gd.len()]);
-                swiglu_backward(&gd, &ud, &dh.f32_data(), &mut dg, &mut du)?;
-                dgate = needs[0].then(|| Tensor::from_vec(dg, &shape)).transpose()?;
-                dup = needs[1].then(|| Tensor::from_vec(du, &shape)).transpose()?;
-            }
+            let [dgate, dup] = match needs[0] || needs[1] {
+                true => swiglu_grads(&gv, &uv, &matmul(&g2, &wv)?, needs)?, // ∂L/∂h = G·W  (N, hidden)
+                false => [None, None],
+            };
             Ok(vec![dgate, dup, gw])
         }),
     ))
