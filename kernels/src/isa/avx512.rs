@@ -99,31 +99,25 @@ unsafe fn gemm_16x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: u
 /// kernel reads once: LoRA's rank-16 products. `x·Aᵀ` and `G·B` read 16 rows
 /// of a row-major activation (16 streams, each sequential in k); `Gᵀ·u`
 /// reads 16 consecutive floats of a row of `G` per k step.
-pub(crate) const GEMM_IN_PLACE: InPlaceKernelFn = gemm_8x48_in_place;
-pub(crate) const NARROW_GEMM_IN_PLACE: InPlaceKernelFn = gemm_16x16_in_place;
+pub(crate) const GEMM_IN_PLACE: InPlaceKernelFn = gemm_in_place::<MR, { NR / 16 }>;
+pub(crate) const NARROW_GEMM_IN_PLACE: InPlaceKernelFn = gemm_in_place::<NARROW_MR, 1>;
 
-macro_rules! in_place_kernel {
-    ($name:ident, $mr:expr, $nv:expr) => {
-        #[target_feature(enable = "avx512f")]
-        #[allow(clippy::too_many_arguments)] // the InPlaceKernelFn signature
-        unsafe fn $name(
-            k: usize,
-            a: *const f32,
-            rs_i: usize,
-            rs_p: usize,
-            b: *const f32,
-            c: *mut f32,
-            ldc: usize,
-            alpha: f32,
-            beta: f32,
-        ) {
-            // SAFETY: forwarded contract of `InPlaceKernelFn`; the feature is enabled on this function.
-            unsafe { microkernel_body_strided::<Avx512, $mr, $nv>(k, a, rs_i, rs_p, b, c, ldc, alpha, beta) }
-        }
-    };
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)] // the InPlaceKernelFn signature
+unsafe fn gemm_in_place<const ROWS: usize, const NV: usize>(
+    k: usize,
+    a: *const f32,
+    rs_i: usize,
+    rs_p: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract of `InPlaceKernelFn`; the feature is enabled on this function.
+    unsafe { microkernel_body_strided::<Avx512, ROWS, NV>(k, a, rs_i, rs_p, b, c, ldc, alpha, beta) }
 }
-in_place_kernel!(gemm_8x48_in_place, MR, { NR / 16 });
-in_place_kernel!(gemm_16x16_in_place, NARROW_MR, 1);
 
 /// The 16 × 16 transpose of 32-bit elements: column `q` of the rows `r`
 /// (`r[i]` lane `q`) becomes register `q` (lane `i`). Packing's building
