@@ -65,6 +65,43 @@ pub struct Var(pub(crate) Rc<Handle>);
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+    /// Gradient buffers [`Var::zero_grad`] kept for the next step (see [`KEEP_BYTES`]).
+    static SPARE_GRADS: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Gradients of at least this many bytes keep their buffer across
+/// [`Var::zero_grad`], for the next step's gradient of the same size.
+///
+/// That is glibc's largest mmap threshold (`trainer::memory`): a larger
+/// buffer is a fresh mapping on every allocation, whose pages the kernel
+/// faults in and zeroes on first write, and unmaps again when it is freed.
+/// The vocabulary-sized gradient of a tied embedding and LM head is such a
+/// buffer (113 MB for SmolLM2, 28K page faults per step). Kept, it costs
+/// its size between steps; the step's peak holds it anyway.
+const KEEP_BYTES: usize = 32 << 20;
+
+/// At most this many buffers are kept (a tied head has one; an untied one two).
+const KEEP_COUNT: usize = 2;
+
+/// A buffer of `len` floats, contents unspecified, kept by an earlier
+/// [`Var::zero_grad`] if there is one of that size.
+pub(crate) fn spare_buffer(len: usize) -> Option<Vec<f32>> {
+    SPARE_GRADS.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s.iter().position(|v| v.len() == len)?;
+        Some(s.swap_remove(i))
+    })
+}
+
+/// A gradient buffer of `len` zeros: a kept one, zeroed, or a new one.
+pub(crate) fn zeroed_buffer(len: usize) -> Vec<f32> {
+    match spare_buffer(len) {
+        Some(mut v) => {
+            v.fill(0.0);
+            v
+        }
+        None => vec![0.0; len],
+    }
 }
 
 /// Whether ops on this thread record the graph (false inside [`no_grad`]).
@@ -183,9 +220,35 @@ impl Var {
         }
     }
 
+    /// Adds straight into this parameter's accumulated gradient, for an op
+    /// whose gradient touches few rows (the embedding's scatter-add): `f`
+    /// gets the accumulator, zeros if it is the step's first gradient. Then
+    /// no dense gradient of the parameter's size is made, filled with zeros
+    /// and added. Returns `Ok(false)` without calling `f` when this is not a
+    /// leaf that requires a gradient; the op returns its gradient as usual.
+    pub(crate) fn add_to_grad<E>(node: &Node, f: impl FnOnce(&mut [f32]) -> Result<(), E>) -> Result<bool, E> {
+        if !(node.requires_grad && node.is_leaf()) {
+            return Ok(false);
+        }
+        let mut slot = node.grad.borrow_mut();
+        let numel = node.shape.iter().product();
+        f(slot.get_or_insert_with(|| zeroed_buffer(numel)))?;
+        Ok(true)
+    }
+
     /// Forgets the accumulated gradient (the next backward starts from zero).
+    /// A large gradient's buffer is kept for the next step (see [`KEEP_BYTES`]).
     pub fn zero_grad(&self) {
-        *self.0.node.grad.borrow_mut() = None;
+        let Some(g) = self.0.node.grad.borrow_mut().take() else { return };
+        if g.len() * std::mem::size_of::<f32>() >= KEEP_BYTES {
+            SPARE_GRADS.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() == KEEP_COUNT {
+                    s.remove(0);
+                }
+                s.push(g);
+            });
+        }
     }
 
     /// The value of a one-element variable (a loss).

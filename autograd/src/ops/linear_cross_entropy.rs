@@ -28,6 +28,7 @@
 //! in row order in f64); `dW` sums its blocks in a different order, so it
 //! agrees to rounding.
 
+use crate::var::spare_buffer;
 use crate::{is_grad_enabled, Var};
 use kernels::nn::cross_entropy::{cross_entropy_forward, cross_entropy_grad_in_place, IGNORE_INDEX};
 use tensor::{matmul_into, Tensor, TensorError};
@@ -105,7 +106,12 @@ pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_row
     let recording = is_grad_enabled();
     let (need_x, need_w) = (recording && x.requires_grad(), recording && w.requires_grad());
     let mut dx = if need_x { vec![0.0f32; rows * hidden] } else { Vec::new() };
-    let mut dw = if need_w { vec![0.0f32; vocab * hidden] } else { Vec::new() };
+    // dW's first block overwrites it (β = 0), so a kept buffer needs no zeros.
+    let mut dw = match need_w {
+        true if rows > 0 => spare_buffer(vocab * hidden).unwrap_or_else(|| vec![0.0f32; vocab * hidden]),
+        true => vec![0.0f32; vocab * hidden],
+        false => Vec::new(),
+    };
     // Per row: log-sum-exp and the target's logit, to sum in row order.
     let (mut lse, mut z_target) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     let scale = if count == 0 { 0.0 } else { 1.0 / count as f32 };
