@@ -218,3 +218,38 @@ fn required_kernels_are_available() {
         assert!(isa.is_supported(), "HONE_REQUIRE_KERNELS names {isa}, which this CPU does not run");
     }
 }
+
+/// A product into uninitialised memory (`MatMut::uninit`, β = 0) writes
+/// every element of C: the same bits as into a C of NaNs, for every plan
+/// (edge tiles, several K and N blocks, the narrow kernel) and on two
+/// threads; a β that would read C is refused.
+#[test]
+fn uninitialised_c_is_written_whole_and_never_read() {
+    use std::mem::MaybeUninit;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let threaded: Vec<Gemm> = Isa::available().into_iter().map(|isa| Gemm::with_isa(isa).unwrap()).collect();
+    for plan in plans().into_iter().chain(threaded) {
+        for (m, k, n) in [(1, 1, 1), (37, 50, 61), (130, 140, 170), (9, 0, 5)] {
+            let case = Case { m, n, k, trans_a: m % 2 == 0, trans_b: true, pad: 1, alpha: -0.75, beta: 0.0, seed: 3 };
+            let mut rng = Rng::new(case.seed);
+            let a = common::Operand::<f32>::random(&mut rng, m, k, case.trans_a, case.pad);
+            let b = common::Operand::<f32>::random(&mut rng, k, n, case.trans_b, case.pad);
+            let mut nan = vec![f32::NAN; m * n];
+            pool.install(|| plan.run(case.alpha, a.view(), b.view(), 0.0, MatMut::new(&mut nan, m, n, n).unwrap()))
+                .unwrap();
+            let mut out: Vec<f32> = Vec::with_capacity(m * n);
+            let c = MatMut::uninit(&mut out.spare_capacity_mut()[..m * n], m, n, n).unwrap();
+            pool.install(|| plan.run(case.alpha, a.view(), b.view(), 0.0, c)).unwrap();
+            // SAFETY: the product wrote all m * n elements (what this test checks
+            // is that the values are those of the initialised run).
+            unsafe { out.set_len(m * n) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&nan), "{} {m}x{k}x{n}", plan.kernel().name);
+        }
+    }
+    let mut spare = [MaybeUninit::<f32>::uninit(); 4];
+    let x = [1.0f32; 4];
+    let (a, b) = (MatRef::new(&x, 2, 2, 2).unwrap(), MatRef::new(&x, 2, 2, 2).unwrap());
+    let err = Gemm::new().unwrap().run(1.0, a, b, 1.0, MatMut::uninit(&mut spare, 2, 2, 2).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("uninitialised"), "{err}");
+}

@@ -41,14 +41,22 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
     let a = gemm_ready(a);
     let b = gemm_ready(b);
     let count = batch.unwrap_or(1);
-    let mut out = vec![0.0f32; count * m * n];
+    // The output is written by the products alone (β = 0 writes every
+    // element of C and reads none), so it is not zeroed first: a pass over
+    // every output of the step that the products would overwrite.
+    let len = count * m * n;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
     let gemm = Gemm::new().map_err(|e| bad(e.to_string()))?;
-    for (i, c) in out.chunks_mut((m * n).max(1)).enumerate().take(count) {
+    for (i, c) in out.spare_capacity_mut()[..len].chunks_mut((m * n).max(1)).enumerate().take(count) {
         let a_i = if batch.is_some() { a.narrow(0, i, 1)?.reshape(&[m, k])? } else { a.clone() };
         let b_i = if b_batched { b.narrow(0, i, 1)?.reshape(&[k, n])? } else { b.clone() };
-        let c = MatMut::new(c, m, n, n).map_err(|e| bad(e.to_string()))?;
+        let c = MatMut::uninit(c, m, n, n).map_err(|e| bad(e.to_string()))?;
         run(&gemm, &a_i, &b_i, 0.0, c).map_err(|e| bad(e.to_string()))?;
     }
+    // SAFETY: the `count` products above each wrote their whole (m, n)
+    // block of the first `len` elements (β = 0); an error returned before
+    // this point, leaving the vector empty.
+    unsafe { out.set_len(len) };
     let shape: Vec<usize> = batch.map(|bt| vec![bt, m, n]).unwrap_or_else(|| vec![m, n]);
     Tensor::from_vec(out, &shape)
 }

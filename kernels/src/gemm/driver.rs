@@ -320,14 +320,14 @@ fn edge_tile(
     }
 }
 
-/// `C <- beta * C`, with `beta == 0` writing zeros without reading C.
+/// `C <- beta * C`, with `beta == 0` writing zeros without reading C (which
+/// may be uninitialised then).
 fn scale(c: &mut MatMut<'_>, beta: f32) {
     for i in 0..c.rows() {
-        let row = c.row_mut(i);
         if beta == 0.0 {
-            row.fill(0.0);
+            (0..c.cols()).for_each(|j| c.write(i, j, 0.0));
         } else if beta != 1.0 {
-            row.iter_mut().for_each(|x| *x *= beta);
+            c.row_mut(i).iter_mut().for_each(|x| *x *= beta);
         }
     }
 }

@@ -11,6 +11,8 @@
 //! the microkernels use raw pointers safely.
 
 use crate::{Element, KernelError};
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 
 /// A read-only `rows × cols` matrix view of elements `T` (f32, bf16 or f16).
 #[derive(Clone, Copy, Debug)]
@@ -92,25 +94,54 @@ impl<'a, T: Element> MatRef<'a, T> {
 
 /// A mutable row-major `rows × cols` f32 matrix with leading dimension `ld`:
 /// the C of a GEMM.
+///
+/// Made from initialised floats ([`MatMut::new`]), or from uninitialised
+/// memory ([`MatMut::uninit`]), which a product with `beta = 0` only
+/// writes: a new output then needs no zeros written first (a pass over C
+/// that the product would overwrite).
 #[derive(Debug)]
 pub struct MatMut<'a> {
-    data: &'a mut [f32],
+    /// Element `(0, 0)`; the `len` elements from here are the borrowed slice's.
+    ptr: *mut f32,
+    len: usize,
     rows: usize,
     cols: usize,
     ld: usize,
+    /// Whether the elements hold values (false for [`MatMut::uninit`]):
+    /// only then may they be read.
+    init: bool,
+    _borrow: PhantomData<&'a mut [f32]>,
 }
+
+// SAFETY: a MatMut is the unique borrow of its slice, like the `&mut [f32]`
+// (or `&mut [MaybeUninit<f32>]`) it was made from, which is Send.
+unsafe impl Send for MatMut<'_> {}
 
 impl<'a> MatMut<'a> {
     /// A row-major view: row `i` starts at `data[i * ld]`.
     pub fn new(data: &'a mut [f32], rows: usize, cols: usize, ld: usize) -> Result<Self, KernelError> {
+        MatMut::checked(data.as_mut_ptr(), data.len(), (rows, cols, ld), true)
+    }
+
+    /// A row-major view of memory not yet written, for a product with
+    /// `beta = 0`, which writes every element of C and reads none
+    /// ([`super::Gemm::run`] refuses any other `beta` for it).
+    pub fn uninit(data: &'a mut [MaybeUninit<f32>], rows: usize, cols: usize, ld: usize) -> Result<Self, KernelError> {
+        MatMut::checked(data.as_mut_ptr().cast(), data.len(), (rows, cols, ld), false)
+    }
+
+    fn checked(
+        ptr: *mut f32,
+        len: usize,
+        (rows, cols, ld): (usize, usize, usize),
+        init: bool,
+    ) -> Result<Self, KernelError> {
         if rows > 1 && ld < cols {
             return Err(KernelError::LeadingDimTooSmall { what: "C", cols, ld });
         }
         match extent(rows, cols, ld, 1) {
-            Some(end) if end <= data.len() => Ok(MatMut { data, rows, cols, ld }),
-            _ => {
-                Err(KernelError::OutOfBounds { what: "C", rows, cols, row_stride: ld, col_stride: 1, len: data.len() })
-            }
+            Some(end) if end <= len => Ok(MatMut { ptr, len, rows, cols, ld, init, _borrow: PhantomData }),
+            _ => Err(KernelError::OutOfBounds { what: "C", rows, cols, row_stride: ld, col_stride: 1, len }),
         }
     }
 
@@ -126,20 +157,37 @@ impl<'a> MatMut<'a> {
         self.ld
     }
 
-    /// Row `i`, `cols` long.
-    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
-        let start = i * self.ld;
-        &mut self.data[start..start + self.cols]
+    /// Whether the elements may be read (false for [`MatMut::uninit`]).
+    pub fn is_init(&self) -> bool {
+        self.init
     }
 
-    /// A read-only view of the same matrix.
+    /// Row `i`, `cols` long. Panics on a view of uninitialised memory.
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        assert!(self.init && i < self.rows, "row {i} of an uninitialised or {}-row C", self.rows);
+        // SAFETY: the constructor checked that row i (i < rows) is inside the
+        // borrowed slice, whose elements are initialised (`init`).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.ld), self.cols) }
+    }
+
+    /// Writes element `(i, j)` (initialised or not). Panics outside the view.
+    pub fn write(&mut self, i: usize, j: usize, value: f32) {
+        assert!(i < self.rows && j < self.cols, "({i}, {j}) outside a {}x{} C", self.rows, self.cols);
+        // SAFETY: inside the view, so inside the borrowed slice (constructor check).
+        unsafe { self.ptr.add(i * self.ld + j).write(value) }
+    }
+
+    /// A read-only view of the same matrix. Panics on uninitialised memory.
     pub fn as_ref(&self) -> MatRef<'_, f32> {
-        MatRef { data: self.data, rows: self.rows, cols: self.cols, rs: self.ld, cs: 1 }
+        assert!(self.init, "an uninitialised C cannot be read");
+        // SAFETY: the borrowed slice, initialised.
+        let data = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        MatRef { data, rows: self.rows, cols: self.cols, rs: self.ld, cs: 1 }
     }
 
     /// Raw pointer to element (0, 0), for the driver's tile writes.
     pub(crate) fn as_mut_ptr(&mut self) -> *mut f32 {
-        self.data.as_mut_ptr()
+        self.ptr
     }
 }
 

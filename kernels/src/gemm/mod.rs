@@ -53,10 +53,12 @@ pub fn sgemm<A: Element, B: Element>(
     Gemm::new()?.run(alpha, a, b, beta, c)
 }
 
-/// `(m, k, n)` if `a` (m × k), `b` (k × n) and `c` (m × n) chain, else the error naming all three.
+/// `(m, k, n)` if `a` (m × k), `b` (k × n) and `c` (m × n) chain, else the
+/// error naming all three; an error too if `beta` would read an uninitialised C.
 pub(crate) fn check_shapes<A, B>(
     a: &MatRef<'_, A>,
     b: &MatRef<'_, B>,
+    beta: f32,
     c: &MatMut<'_>,
 ) -> Result<(usize, usize, usize), KernelError>
 where
@@ -64,6 +66,12 @@ where
     B: Element,
 {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if !c.is_init() && beta != 0.0 {
+        return Err(KernelError::bad(
+            "gemm",
+            format!("beta = {beta} reads C, which is uninitialised (MatMut::uninit)"),
+        ));
+    }
     if b.rows() != k || c.rows() != m || c.cols() != n {
         return Err(KernelError::ShapeMismatch {
             a: (a.rows(), a.cols()),

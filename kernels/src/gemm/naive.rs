@@ -15,13 +15,12 @@ pub fn sgemm<A: Element, B: Element>(
     beta: f32,
     mut c: MatMut<'_>,
 ) -> Result<(), KernelError> {
-    let (m, k, _) = check_shapes(&a, &b, &c)?;
+    let (m, k, n) = check_shapes(&a, &b, beta, &c)?;
     for i in 0..m {
-        let row = c.row_mut(i);
-        for (j, cij) in row.iter_mut().enumerate() {
+        for j in 0..n {
             let dot: f64 = (0..k).map(|p| a.get(i, p) as f64 * b.get(p, j) as f64).sum();
-            let old = if beta == 0.0 { 0.0 } else { beta as f64 * *cij as f64 };
-            *cij = (alpha as f64 * dot + old) as f32;
+            let old = if beta == 0.0 { 0.0 } else { beta as f64 * c.as_ref().get(i, j) as f64 };
+            c.write(i, j, (alpha as f64 * dot + old) as f32);
         }
     }
     Ok(())

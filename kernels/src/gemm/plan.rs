@@ -145,7 +145,7 @@ impl Gemm {
         beta: f32,
         mut c: MatMut<'_>,
     ) -> Result<(), KernelError> {
-        let (m, k, n) = super::check_shapes(&a, &b, &c)?;
+        let (m, k, n) = super::check_shapes(&a, &b, beta, &c)?;
         stats::count_call();
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
