@@ -47,8 +47,8 @@ pub(crate) fn pack_panel<T: Element>(
             for (o, &x) in out.iter_mut().zip(col) {
                 *o = x.to_f32();
             }
-            out[height..].fill(0.0);
         }
+        zero_padding(dst, height, width);
     } else if cs == 1 {
         // Each source row is contiguous over k: read rows, write with stride
         // `width`. (A as stored for A·B, and B as stored for A·Bᵀ.)
@@ -86,19 +86,24 @@ pub(crate) fn pack_panel<T: Element>(
                 dst[p * width + i] = x.to_f32();
             }
         }
-        if height < width {
-            for out in dst.chunks_exact_mut(width) {
-                out[height..].fill(0.0);
-            }
-        }
+        zero_padding(dst, height, width);
     } else {
         // General strides: element by element.
         for (p, out) in dst.chunks_exact_mut(width).enumerate() {
             for (i, o) in out[..height].iter_mut().enumerate() {
                 *o = src.get(r0 + i, c0 + p);
             }
-            out[height..].fill(0.0);
         }
+        zero_padding(dst, height, width);
+    }
+}
+
+/// Zeros the padding rows `height..width` of every packed k step; a whole
+/// panel has none (not even a `fill` of an empty slice per k step, which
+/// is a call to `memset`).
+fn zero_padding(dst: &mut [f32], height: usize, width: usize) {
+    if height < width {
+        dst.chunks_exact_mut(width).for_each(|out| out[height..].fill(0.0));
     }
 }
 

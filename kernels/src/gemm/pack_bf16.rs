@@ -83,8 +83,15 @@ pub(crate) fn pack_panel_pairs<T: Element>(
             }
         }
     }
-    for out in dst.chunks_exact_mut(width) {
-        out[height..].fill(0);
+    zero_padding(dst, height, width);
+}
+
+/// Zeros the padding rows `height..width` of every packed k step. (A
+/// whole panel has none: not even a `fill` of an empty slice per k step,
+/// which is a call to `memset`, 3% of a bf16 LoRA step.)
+fn zero_padding(dst: &mut [u32], height: usize, width: usize) {
+    if height < width {
+        dst.chunks_exact_mut(width).for_each(|out| out[height..].fill(0));
     }
 }
 
@@ -163,9 +170,7 @@ fn pairs_fast<T: Element>(
     } else {
         return false;
     }
-    for out in dst.chunks_exact_mut(width) {
-        out[height..].fill(0);
-    }
+    zero_padding(dst, height, width);
     true
 }
 
