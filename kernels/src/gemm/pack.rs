@@ -43,6 +43,7 @@ pub(crate) fn pack_panel<T: Element>(
         // contiguous read per packed row `p`. (B as stored for A·B.)
         for (p, out) in dst.chunks_exact_mut(width).enumerate() {
             let start = (c0 + p) * cs + r0;
+            prefetch_strided(data, start, cs, height);
             let col = &data[start..start + height];
             for (o, &x) in out.iter_mut().zip(col) {
                 *o = x.to_f32();
@@ -96,6 +97,27 @@ pub(crate) fn pack_panel<T: Element>(
         }
         zero_padding(dst, height, width);
     }
+}
+
+/// How many source columns ahead a packing loop over strided columns asks
+/// for (`prefetch_strided`).
+///
+/// Packing B for `A·B` reads `height` floats from each of `kc` source rows
+/// `cs` floats apart: a weight read in the backward of a Linear layer, or
+/// the forward of GPT-2's Conv1D, cold from memory. With a row stride of
+/// 12 KB (GPT-2's 3072-wide MLP) every read is a new page, which the
+/// hardware prefetchers do not follow. Measured on Zen 4, cold B, one
+/// sitting, alternating: 1.5-5% faster on `512x768x3072`, `512x3072x768`,
+/// `512x1536x576` and `254x50257x768` A·B (16 ahead: 1-4%); the bf16 pair
+/// packing of the same shapes (`pack_bf16`), 3-10% (alternated processes).
+pub(crate) const STRIDED_PREFETCH: usize = 8;
+
+/// Prefetches the `len` elements at `start + STRIDED_PREFETCH * stride`:
+/// the run a strided packing loop reads that many steps later.
+#[inline(always)]
+pub(crate) fn prefetch_strided<T>(data: &[T], start: usize, stride: usize, len: usize) {
+    let ahead = data.as_ptr().wrapping_add(start + STRIDED_PREFETCH * stride);
+    crate::isa::prefetch_bytes(ahead.cast(), len * std::mem::size_of::<T>());
 }
 
 /// Zeros the padding rows `height..width` of every packed k step; a whole

@@ -22,6 +22,7 @@
 //!   A tiles:  dst[(kb · width + i) · 16 + q] = pair(row i, k = 32·kb + 2q)      q < 16
 //! ```
 
+use super::pack::prefetch_strided;
 use super::MatRef;
 use crate::Element;
 
@@ -139,6 +140,9 @@ fn pairs_fast<T: Element>(
     if rs == 1 {
         // k = 2p and 2p + 1 are two runs over the panel's rows: one vector pass each.
         for p in 0..pairs {
+            // Strided rows, cold in a backward: asked for ahead (see `prefetch_strided`).
+            prefetch_strided(f, (c0 + 2 * p) * cs + r0, cs, height);
+            prefetch_strided(f, (c0 + 2 * p + 1) * cs + r0, cs, height);
             let lo = &f[(c0 + 2 * p) * cs + r0..][..height];
             let hi = (2 * p + 1 < kc).then(|| &f[(c0 + 2 * p + 1) * cs + r0..][..height]);
             pairs_from_two_rows(lo, hi, &mut dst[p * width..p * width + height]);
