@@ -31,4 +31,4 @@ pub mod quant;
 pub use convert::Element;
 pub use error::KernelError;
 pub use isa::Isa;
-pub use peak::{peak_bf16_gflops, peak_gflops, peak_gflops_per_core};
+pub use peak::{peak_bf16_gflops, peak_gflops, peak_gflops_per_core, pool_peak_bf16_gflops, pool_peak_gflops};

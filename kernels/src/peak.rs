@@ -115,33 +115,53 @@ pub fn peak_gflops(threads: usize) -> f64 {
     })
 }
 
+/// [`peak_gflops`] on the threads of the current rayon pool, all at once
+/// (`rayon::broadcast`): the threads the parallel kernels run on, with no
+/// other thread competing for the cores. Probe threads spawned beside the
+/// pool share the cores with its workers, which spin for a while after
+/// their last job; on a 2-core machine that read as low as 56% of the peak.
+pub fn pool_peak_gflops() -> f64 {
+    let isa = Isa::best();
+    rayon::broadcast(|_| probe_gflops(isa)).into_iter().sum()
+}
+
+/// A probe loop (`run(iters)`) and the FLOPs of one of its iterations.
+type Probe = (fn(usize) -> f32, usize);
+
+/// The bf16 probe of the bf16 kernel hone uses, and its FLOPs per iteration.
+#[cfg(target_arch = "x86_64")]
+fn bf16_probe() -> Option<Probe> {
+    let kernel = crate::gemm::Microkernel::bf16_selected().ok().flatten()?;
+    Some(if kernel.name == "amx-bf16" {
+        (isa::amx::tile_probe as fn(usize) -> f32, isa::amx::PROBE_FLOPS_PER_ITER)
+    } else {
+        (isa::avx512_bf16::dpbf16_probe as fn(usize) -> f32, isa::avx512_bf16::PROBE_FLOPS_PER_ITER)
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn bf16_probe() -> Option<Probe> {
+    None
+}
+
 /// Measured peak of the bf16 kernel hone uses
 /// ([`crate::gemm::Microkernel::bf16_selected`]) on `threads` cores at once,
 /// in GFLOP/s: AMX tile products (`TDPBF16PS`) or `VDPBF16PS`, a
 /// multiply-add counted as 2 FLOPs. `None` where bf16 products round while
 /// packing and run at the FP32 FMA peak. The "100%" of `--precision bf16`.
 pub fn peak_bf16_gflops(threads: usize) -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let kernel = crate::gemm::Microkernel::bf16_selected().ok().flatten()?;
-        let run: fn(usize) -> f32 =
-            if kernel.name == "amx-bf16" { isa::amx::tile_probe } else { isa::avx512_bf16::dpbf16_probe };
-        let flops = if kernel.name == "amx-bf16" {
-            isa::amx::PROBE_FLOPS_PER_ITER
-        } else {
-            isa::avx512_bf16::PROBE_FLOPS_PER_ITER
-        };
-        let one = move || measure(run, flops);
-        Some(std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(one)).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
-        }))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = threads;
-        None
-    }
+    let (run, flops) = bf16_probe()?;
+    let one = move || measure(run, flops);
+    Some(std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(one)).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+    }))
+}
+
+/// [`peak_bf16_gflops`] on the threads of the current rayon pool (see [`pool_peak_gflops`]).
+pub fn pool_peak_bf16_gflops() -> Option<f64> {
+    let (run, flops) = bf16_probe()?;
+    Some(rayon::broadcast(|_| measure(run, flops)).into_iter().sum())
 }
 
 #[cfg(test)]
@@ -149,6 +169,9 @@ mod tests {
     #[test]
     fn peak_is_positive_and_finite() {
         let p = super::peak_gflops_per_core();
+        assert!(p.is_finite() && p > 0.0, "{p}");
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let p = pool.install(super::pool_peak_gflops);
         assert!(p.is_finite() && p > 0.0, "{p}");
     }
 }

@@ -9,7 +9,8 @@
 //! LoRA               4·P·tokens + 3·A      (frozen weights need no weight gradient)
 //! ```
 //! MFU is that divided by the step time and the measured FMA peak of the
-//! threads used (`kernels::peak_gflops`). With `--precision bf16` the same
+//! pool's threads (`kernels::pool_peak_gflops`, best of a probe before the
+//! steps and one after; `peak_gflops` in the output). With `--precision bf16` the same
 //! figure is kept (the FP32 peak, so it compares with f32 runs), and
 //! `bf16_peak_pct` gives the share of the bf16 kernel's own measured peak.
 //!
@@ -50,6 +51,8 @@ pub struct BenchResult {
     pub tokens_per_s: f64,
     pub flops_per_step: f64,
     pub mfu_pct: f64,
+    /// The FMA peak `mfu_pct` is a share of (GFLOP/s).
+    pub peak_gflops: f64,
     pub peak_rss_mb: f64,
     /// With bf16 precision: the kernel used (`None`: rounding while packing)
     /// and the model FLOPs rate as a share of that kernel's measured peak.
@@ -171,6 +174,10 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
     let counted = model::shift_labels(&labels, seq).iter().filter(|&&l| l != IGNORE_INDEX).count();
     let flops = step_flops(&model, batch, seq, is_lora, counted);
     let mut opt = AdamW::new(model.trainable(), AdamWConfig::default());
+    // The FMA peak of the pool's threads, best of a probe before the steps
+    // and one after: on a shared virtual machine a core taken away during
+    // one probe reads low, and an MFU against it reads high.
+    let peak_before = kernels::pool_peak_gflops();
     let mut times = Vec::new();
     let mut losses = Vec::new();
     let (mut opt_time, mut gemm0) = (0.0, kernels::gemm::gemm_stats());
@@ -192,9 +199,8 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
         }
         autograd::profile::mark();
     }
-    // Measured once: the MFU and the per-shape table's % of peak use the same figure.
-    let threads = rayon::current_num_threads();
-    let peak = kernels::peak_gflops(threads);
+    // The MFU and the per-shape table's % of peak use the same figure.
+    let peak = kernels::pool_peak_gflops().max(peak_before);
     let mut lines = Vec::new();
     if profile {
         let total: f64 = times.iter().sum();
@@ -232,12 +238,13 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
     let bf16 = job.precision == Precision::Bf16;
     let bf16_kernel =
         bf16.then(|| kernels::gemm::Microkernel::bf16_selected().ok().flatten().map(|k| k.name)).flatten();
-    let bf16_peak = if bf16 { kernels::peak_bf16_gflops(threads) } else { None };
+    let bf16_peak = if bf16 { kernels::pool_peak_bf16_gflops() } else { None };
     Ok(BenchResult {
         step_seconds_median: median,
         tokens_per_s: (batch * seq) as f64 / median,
         flops_per_step: flops,
         mfu_pct: 100.0 * flops / median / 1e9 / peak,
+        peak_gflops: peak,
         peak_rss_mb: peak_rss_mb(),
         bf16_kernel,
         bf16_peak_pct: bf16_peak.map(|p| 100.0 * flops / median / 1e9 / p),

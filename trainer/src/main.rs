@@ -116,14 +116,14 @@ fn bench(a: BenchArgs) -> Result<()> {
     let out = serde_json::json!({
         "arch": a.arch, "mode": a.mode, "batch_size": a.batch_size, "seq_len": a.seq_len, "threads": rayon::current_num_threads(),
         "step_s": r.step_seconds_median, "tokens_per_s": r.tokens_per_s, "flops_per_step": r.flops_per_step,
-        "mfu_pct": r.mfu_pct, "prompt_fraction": a.prompt_fraction, "precision": a.precision.name(),
+        "mfu_pct": r.mfu_pct, "peak_gflops": r.peak_gflops, "prompt_fraction": a.prompt_fraction, "precision": a.precision.name(),
         "bf16_kernel": r.bf16_kernel, "bf16_peak_pct": r.bf16_peak_pct, "peak_rss_mb": r.peak_rss_mb, "first_loss": r.losses.first(), "last_loss": r.losses.last(),
     });
     if a.json {
         println!("{out}");
     } else {
         println!(
-            "{} {} B={} T={}: {:.3} s/step, {:.0} tokens/s, {:.1} GFLOP/step, MFU {:.1}%, peak RSS {:.0} MB",
+            "{} {} B={} T={}: {:.3} s/step, {:.0} tokens/s, {:.1} GFLOP/step, MFU {:.1}% (of {:.0} GFLOP/s), peak RSS {:.0} MB",
             a.arch,
             a.mode,
             a.batch_size,
@@ -132,6 +132,7 @@ fn bench(a: BenchArgs) -> Result<()> {
             r.tokens_per_s,
             r.flops_per_step / 1e9,
             r.mfu_pct,
+            r.peak_gflops,
             r.peak_rss_mb
         );
     }
