@@ -211,8 +211,9 @@ proptest! {
 
 /// `lora_linear` against the ops it replaces (`linear` or Conv1D's
 /// `matmul` + `add`, then `dropout` + `linear` + `scale` + `linear` +
-/// `add`): bit for bit without dropout, to rounding with it, with W frozen
-/// as LoRA trains it.
+/// `add`): to rounding, with and without dropout (the low-rank product is
+/// summed inside the layer's GEMM, a different grouping of the same sums),
+/// with W frozen as LoRA trains it.
 #[test]
 fn lora_linear_equals_the_unfused_ops() {
     let (batch, seq, inputs, out, r) = (2, 5, 12, 9, 4);
@@ -243,14 +244,9 @@ fn lora_linear_equals_the_unfused_ops() {
         };
         let (fused, plain) = (run(true), run(false));
         assert!(fused.2, "a frozen W gets no gradient");
-        if p == 0.0 {
-            assert_eq!(fused.0, plain.0, "output, conv1d {conv1d}");
-            assert_eq!(fused.1, plain.1, "gradients, conv1d {conv1d}");
-        } else {
-            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()));
-            assert!(close(&fused.0, &plain.0), "output with dropout, conv1d {conv1d}");
-            assert!(fused.1.iter().zip(&plain.1).all(|(f, p)| close(f, p)), "gradients with dropout, conv1d {conv1d}");
-        }
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()));
+        assert!(close(&fused.0, &plain.0), "output, dropout {p}, conv1d {conv1d}");
+        assert!(fused.1.iter().zip(&plain.1).all(|(f, p)| close(f, p)), "gradients, dropout {p}, conv1d {conv1d}");
     }
 }
 

@@ -253,3 +253,68 @@ fn uninitialised_c_is_written_whole_and_never_read() {
     let err = Gemm::new().unwrap().run(1.0, a, b, 1.0, MatMut::uninit(&mut spare, 2, 2, 2).unwrap()).unwrap_err();
     assert!(err.to_string().contains("uninitialised"), "{err}");
 }
+
+/// `run_plus`: two products into one C, the second's k appended to the
+/// first's, against the f64 sum of both, for every plan, on two threads, in
+/// f32 and in bf16 precision (on operands rounded to bf16), with C
+/// initialised (any beta) or not (beta = 0), and with a first k that is not
+/// a multiple of a bf16 kernel's k step (the fallback of two products).
+#[test]
+fn run_plus_sums_both_products() {
+    use half::bf16;
+    use kernels::gemm::Precision;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut plans: Vec<Gemm> = plans();
+    plans.extend(Isa::available().into_iter().map(|isa| Gemm::with_isa(isa).unwrap()));
+    plans.push(Gemm::new().unwrap().with_precision(Precision::Bf16));
+    plans.push(Gemm::new().unwrap().with_precision(Precision::Bf16).single_threaded());
+    let mut rng = Rng::new(11);
+    for plan in plans {
+        let bf = plan.precision() == Precision::Bf16;
+        let round = |x: f32| if bf { bf16::from_f32(x).to_f32() } else { x };
+        for (m, k1, k2, n) in [(1, 1, 1, 1), (37, 64, 16, 61), (130, 576, 16, 170), (9, 33, 5, 50), (20, 7, 3, 16)] {
+            let v = |rng: &mut Rng, len: usize| (0..len).map(|_| rng.uniform() - 0.5).collect::<Vec<f32>>();
+            let (a, b, a2, b2) = (v(&mut rng, m * k1), v(&mut rng, k1 * n), v(&mut rng, m * k2), v(&mut rng, k2 * n));
+            let c0 = v(&mut rng, m * n);
+            for (beta, init) in [(0.0f32, false), (0.0, true), (1.0, true), (0.5, true)] {
+                let (alpha, mut mag) = (0.75f32, vec![0.0f64; m * n]);
+                let want: Vec<f64> = (0..m * n)
+                    .map(|e| {
+                        let (i, j) = (e / n, e % n);
+                        let t1 = (0..k1).map(|p| round(a[i * k1 + p]) as f64 * round(b[p * n + j]) as f64);
+                        let t2 = (0..k2).map(|p| round(a2[i * k2 + p]) as f64 * round(b2[p * n + j]) as f64);
+                        let terms: Vec<f64> = t1.chain(t2).collect();
+                        mag[e] =
+                            alpha as f64 * terms.iter().map(|t| t.abs()).sum::<f64>() + (beta * c0[e]).abs() as f64;
+                        alpha as f64 * terms.iter().sum::<f64>() + beta as f64 * c0[e] as f64
+                    })
+                    .collect();
+                let (av, bv) = (MatRef::new(&a, m, k1, k1).unwrap(), MatRef::new(&b, k1, n, n).unwrap());
+                let (a2v, b2v) = (MatRef::new(&a2, m, k2, k2).unwrap(), MatRef::new(&b2, k2, n, n).unwrap());
+                let got: Vec<f32> = if init {
+                    let mut c = c0.clone();
+                    let cm = MatMut::new(&mut c, m, n, n).unwrap();
+                    pool.install(|| plan.run_plus(alpha, av, bv, a2v, b2v, beta, cm)).unwrap();
+                    c
+                } else {
+                    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+                    let cm = MatMut::uninit(&mut out.spare_capacity_mut()[..m * n], m, n, n).unwrap();
+                    pool.install(|| plan.run_plus(alpha, av, bv, a2v, b2v, beta, cm)).unwrap();
+                    // SAFETY: a beta = 0 product writes all m * n elements.
+                    unsafe { out.set_len(m * n) };
+                    out
+                };
+                for e in 0..m * n {
+                    let bound = kernels::gemm::naive::error_bound(k1 + k2, 1, mag[e]) + f32::MIN_POSITIVE as f64;
+                    assert!(
+                        (got[e] as f64 - want[e]).abs() <= bound,
+                        "{} bf16={bf} {m}x({k1}+{k2})x{n} beta={beta} init={init} at {e}: {} vs {}",
+                        plan.kernel().name,
+                        got[e],
+                        want[e]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -78,6 +78,43 @@ pub fn matmul_into(a: &Tensor, b: &Tensor, beta: f32, c: &mut [f32]) -> Result<(
     run(&gemm, &gemm_ready(a), &gemm_ready(b), beta, c).map_err(|e| bad(e.to_string()))
 }
 
+/// `a · b + a2 · b2` for 2-D operands, `a2` and `b2` f32: one product whose
+/// k are `a`'s followed by `a2`'s ([`Gemm::run_plus`]). LoRA's
+/// `x·Wᵀ + u·Bᵀ`: the low-rank product is packed into the layer's last K
+/// block instead of reading and writing the whole output again.
+pub fn matmul_plus(a: &Tensor, b: &Tensor, a2: &Tensor, b2: &Tensor) -> Result<Tensor, TensorError> {
+    let bad = |detail: String| TensorError::shape("matmul_plus", detail);
+    let (&[m, k], &[k_b, n], &[m2, k2], &[k2_b, n2]) = (a.shape(), b.shape(), a2.shape(), b2.shape()) else {
+        return Err(bad(format!(
+            "operands must be 2-D, got {:?}, {:?}, {:?}, {:?}",
+            a.shape(),
+            b.shape(),
+            a2.shape(),
+            b2.shape()
+        )));
+    };
+    if k_b != k || m2 != m || k2_b != k2 || n2 != n || a2.dtype() != DType::F32 || b2.dtype() != DType::F32 {
+        return Err(bad(format!(
+            "{:?} · {:?} + {:?} · {:?} ({:?}, {:?}): the second product must be f32 and the same (m, n)",
+            a.shape(),
+            b.shape(),
+            a2.shape(),
+            b2.shape(),
+            a2.dtype(),
+            b2.dtype()
+        )));
+    }
+    let gemm = Gemm::new().map_err(|e| bad(e.to_string()))?;
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    let c = MatMut::uninit(&mut out.spare_capacity_mut()[..m * n], m, n, n).map_err(|e| bad(e.to_string()))?;
+    let extra = (gemm_ready(a2), gemm_ready(b2));
+    run_with(&gemm, &gemm_ready(a), &gemm_ready(b), Some((&extra.0, &extra.1)), 0.0, c)
+        .map_err(|e| bad(e.to_string()))?;
+    // SAFETY: the β = 0 product above wrote all m·n elements (or returned an error).
+    unsafe { out.set_len(m * n) };
+    Tensor::from_vec(out, &[m, n])
+}
+
 /// `t` itself if each of its matrices has a unit-stride row or column
 /// (a view the GEMM reads directly), else a contiguous copy.
 fn gemm_ready(t: &Tensor) -> Tensor {
@@ -103,12 +140,31 @@ where
 
 /// C = A·B + beta·C for 2-D views, dispatching on the two dtypes.
 fn run(gemm: &Gemm, a: &Tensor, b: &Tensor, beta: f32, c: MatMut<'_>) -> Result<(), kernels::KernelError> {
+    run_with(gemm, a, b, None, beta, c)
+}
+
+/// [`run`], plus `A2·B2` (f32 views) summed into the same C when given.
+fn run_with(
+    gemm: &Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    extra: Option<(&Tensor, &Tensor)>,
+    beta: f32,
+    c: MatMut<'_>,
+) -> Result<(), kernels::KernelError> {
     let (sa, sb) = (a.storage(), b.storage());
     // Each arm: borrow both storages as their element type and multiply.
     macro_rules! go {
         ($as_a:ident, $as_b:ident) => {{
             let (da, db) = (sa.$as_a().expect("dtype checked"), sb.$as_b().expect("dtype checked"));
-            gemm.run(1.0, mat(a, da)?, mat(b, db)?, beta, c)
+            match extra {
+                None => gemm.run(1.0, mat(a, da)?, mat(b, db)?, beta, c),
+                Some((a2, b2)) => {
+                    let (s2, t2) = (a2.storage(), b2.storage());
+                    let (d2, e2) = (s2.as_f32().expect("dtype checked"), t2.as_f32().expect("dtype checked"));
+                    gemm.run_plus(1.0, mat(a, da)?, mat(b, db)?, mat(a2, d2)?, mat(b2, e2)?, beta, c)
+                }
+            }
         }};
     }
     match (a.dtype(), b.dtype()) {

@@ -13,16 +13,20 @@
 //! ∂L/∂b = Σ_rows G
 //! ```
 //! The same products as `linear` + `dropout` + `linear` + `scale` +
-//! `linear` + `add`, but the low-rank product is accumulated straight into
-//! `y` (a GEMM with β = 1) and its gradient straight into `∂L/∂x`: no
-//! `(N, out)` update or `(N, in)` gradient is allocated, added or kept.
-//! With no mask, every value and gradient is the unfused ops' bit for bit.
+//! `linear` + `add`, but the low-rank product is summed into the layer's own:
+//! `y = [x | u] · [Wᵀ; Bᵀ]` and, with no mask, `∂L/∂x = [G | s·G·B] · [W; A]`,
+//! each one GEMM whose last K block carries the rank's k
+//! (`tensor::matmul_plus`). No `(N, out)` update or `(N, in)` gradient is
+//! allocated, added or kept, and no pass over `y` or `∂L/∂x` is spent on
+//! the low-rank part. (With a mask, `∂L/∂x`'s low-rank part is masked, so
+//! it is added separately.) The sums are grouped differently from the
+//! unfused ops', so values and gradients agree with theirs to rounding.
 
 use super::{grad_for, saved};
 use crate::Var;
 use kernels::nn::elementwise::axpy;
 use tensor::ops::elementwise::{scale as scale_tensor, sum_to_shape};
-use tensor::{matmul, matmul_into, Tensor, TensorError};
+use tensor::{matmul, matmul_into, matmul_plus, DType, Tensor, TensorError};
 
 /// The parts of one LoRA-adapted linear layer (see the module doc).
 pub struct LoraLinear<'a> {
@@ -39,6 +43,18 @@ pub struct LoraLinear<'a> {
     /// Dropout's mask on the adapter's input, with kept entries `1/(1 − p)`,
     /// the shape of `x` (see [`super::dropout::dropout_mask`]).
     pub mask: Option<Tensor>,
+}
+
+/// `a·b + a2·b2` as one product (the low-rank k appended to the layer's,
+/// `tensor::matmul_plus`), or as a product and an accumulation where the
+/// adapter is not f32.
+fn product_plus(a: &Tensor, b: &Tensor, a2: &Tensor, b2: &Tensor) -> Result<Tensor, TensorError> {
+    if a2.dtype() == DType::F32 && b2.dtype() == DType::F32 {
+        return matmul_plus(a, b, a2, b2);
+    }
+    let mut y = matmul(a, b)?;
+    matmul_into(a2, b2, 1.0, y.f32_mut())?;
+    Ok(y)
 }
 
 pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
@@ -67,14 +83,6 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
     }
     let rows: usize = lead.iter().product();
     let x2 = xv.reshape(&[rows, inputs])?; // (N, in)
-    let mut y = matmul(&x2, &w_right)?; // (N, out)
-    if let Some(b) = layer.bias {
-        let bias = b.value();
-        let bias = bias.f32_data();
-        for row in y.f32_mut().chunks_mut(out) {
-            axpy(1.0, &bias, row)?;
-        }
-    }
     let mask = match layer.mask {
         Some(m) => Some(m.reshape(&[rows, inputs])?),
         None => None,
@@ -84,7 +92,14 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
         None => x2.clone(),
     }; // (N, in)
     let u = scale_tensor(&matmul(&xd, &av.transpose(0, 1)?)?, layer.scale)?; // (N, r)
-    matmul_into(&u, &bv.transpose(0, 1)?, 1.0, y.f32_mut())?; // y += u·Bᵀ
+    let mut y = product_plus(&x2, &w_right, &u, &bv.transpose(0, 1)?)?; // x·Wᵀ + u·Bᵀ  (N, out)
+    if let Some(b) = layer.bias {
+        let bias = b.value();
+        let bias = bias.f32_data();
+        for row in y.f32_mut().chunks_mut(out) {
+            axpy(1.0, &bias, row)?;
+        }
+    }
     let mut out_shape = lead.to_vec();
     out_shape.push(out);
     let value = y.reshape(&out_shape)?;
@@ -102,16 +117,17 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
             let g2 = g.reshape(&[rows, out])?; // (N, out)
             let dh = scale_tensor(&matmul(&g2, &bv)?, s)?; // s·G·B  (N, r)
             let gx = grad_for(needs, 0, || {
-                let mut gx = matmul(&g2, &w_right.transpose(0, 1)?)?; // G·W  (N, in)
-                match &mask {
-                    None => matmul_into(&dh, &av, 1.0, gx.f32_mut())?,
+                let gx = match &mask {
+                    None => product_plus(&g2, &w_right.transpose(0, 1)?, &dh, &av)?, // G·W + dh·A  (N, in)
                     Some(m) => {
+                        let mut gx = matmul(&g2, &w_right.transpose(0, 1)?)?; // G·W  (N, in)
                         let through = matmul(&dh, &av)?;
                         let (through, m) = (through.f32_data(), m.f32_data());
                         let acc = gx.f32_mut();
                         acc.iter_mut().zip(through.iter().zip(m.iter())).for_each(|(d, (t, k))| *d += t * k);
+                        gx
                     }
-                }
+                };
                 gx.reshape(&shape)
             })?;
             let gw = grad_for(needs, 1, || match conv1d {

@@ -67,16 +67,25 @@ struct CPtr(*mut f32);
 unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
-/// `C <- alpha * A * B + beta * C`; shapes were checked by the caller.
+/// A second product summed into the same C, `A2 · B2` (`m × k2` and
+/// `k2 × n`, f32): its k are appended to A's and B's, so it is packed into
+/// the panels of the last K block and costs no pass over C of its own.
+pub(crate) type ExtraK<'a, 'b> = Option<(&'b MatRef<'a, f32>, &'b MatRef<'a, f32>)>;
+
+/// `C <- alpha * (A * B [+ A2 * B2]) + beta * C`; shapes were checked by the
+/// caller, and with `extra`, A's k is a multiple of the packing's k step and not 0.
+#[allow(clippy::too_many_arguments)] // the GEMM's operands, plus the extra product
 pub(crate) fn gemm<TA: Element, TB: Element>(
     plan: &Plan,
     alpha: f32,
     a: &MatRef<'_, TA>,
     b: &MatRef<'_, TB>,
+    extra: ExtraK<'_, '_>,
     beta: f32,
     c: &mut MatMut<'_>,
 ) {
-    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let (m, k1, n) = (a.rows(), a.cols(), b.cols());
+    let k = k1 + extra.map_or(0, |(a2, _)| a2.cols());
     if m == 0 || n == 0 {
         return;
     }
@@ -85,32 +94,28 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
         return;
     }
     let Plan { kernel, blocking: Blocking { mc, kc, nc }, threads, .. } = *plan;
-    // Even K blocks: k = 576 with KC = 256 runs as 3 x 192, not 256 + 256 + 64
-    // (a short block pays a full C read-modify-write for little work).
-    let mut kc = k.div_ceil(k.div_ceil(kc));
-    // bf16 kernels' blocks start at even k (pairs) or at multiples of 32
-    // (tiles), so none straddles two blocks. `slots(kcur)` is the `k` the
-    // kernel sees: elements, pairs or pair slots.
-    kc = kc.next_multiple_of(kernel.packing.k_step());
+    let blocks = k_blocks(k1, k, kc, kernel.packing.k_step());
     let slots = |kcur: usize| kernel.packing.slots(kcur);
     let (mr, nr) = (kernel.mr, kernel.nr);
     let bt = b.t(); // B's column panels are Bᵀ's row panels
+    let extra_t = extra.map(|(a2, b2)| (a2, b2.t()));
     let ldc = c.ld();
     let cptr = CPtr(c.as_mut_ptr());
-    let in_place = a_in_place(plan, a, n);
+    let in_place = if extra.is_some() { None } else { a_in_place(plan, a, n) };
 
-    let b_len = nc.min(n).div_ceil(nr) * nr * slots(kc.min(k));
+    let longest = blocks.iter().map(|&(_, len)| len).max().unwrap_or(0);
+    let b_len = nc.min(n).div_ceil(nr) * nr * slots(longest);
     with_buffer(Buffer::B, b_len, |bbuf| {
         for jc in (0..n).step_by(nc) {
             let ncur = nc.min(n - jc);
             let npanels = ncur.div_ceil(nr);
-            for pc in (0..k).step_by(kc) {
-                let kcur = kc.min(k - pc);
+            for &(pc, kcur) in &blocks {
                 let ks = slots(kcur);
                 let bpack = &mut bbuf[..npanels * nr * ks];
                 let pack_b = |q: usize, dst: &mut [f32]| {
-                    let col = jc + q * nr;
-                    pack(plan, false, &bt, (col, nr.min(n - col)), (pc, kcur), nr, dst);
+                    let cols = (jc + q * nr, nr.min(n - jc - q * nr));
+                    let b2t = extra_t.as_ref().map(|(_, b2t)| b2t);
+                    pack_k(plan, false, (&bt, b2t, k1), cols, (pc, kcur), nr, dst);
                 };
                 if threads > 1 {
                     bpack.par_chunks_mut(nr * ks).enumerate().for_each(|(q, dst)| pack_b(q, dst));
@@ -131,7 +136,8 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
                     with_buffer(Buffer::A, a_len, |apack| {
                         for (r, dst) in apack.chunks_mut(mr * ks).enumerate() {
                             let row = rows.start + (a_whole + r) * mr;
-                            pack(plan, true, a, (row, mr.min(rows.end - row)), (pc, kcur), mr, dst);
+                            let a2 = extra_t.as_ref().map(|(a2, _)| *a2);
+                            pack_k(plan, true, (a, a2, k1), (row, mr.min(rows.end - row)), (pc, kcur), mr, dst);
                         }
                         let a_panel = |r: usize| match in_place {
                             Some(InPlaceA { data, rs, cs, run }) if r < a_whole => {
@@ -152,6 +158,51 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
             }
         }
     });
+}
+
+/// The K blocks `(start, length)` of a product of depth `k`, whose first
+/// `k1` come from A and B and the rest (if any) from the extra product.
+///
+/// Even blocks over `k1`: k = 576 with KC = 256 runs as 3 x 192, not
+/// 256 + 256 + 64 (a short block pays a full C read-modify-write for little
+/// work). bf16 kernels' blocks start at even k (pairs) or at multiples of 32
+/// (tiles), so none straddles two blocks. The extra product's k (LoRA's
+/// rank, 16) join the last block rather than making one of their own.
+fn k_blocks(k1: usize, k: usize, kc: usize, k_step: usize) -> Vec<(usize, usize)> {
+    if k1 == 0 {
+        return vec![(0, k)];
+    }
+    let kc = k1.div_ceil(k1.div_ceil(kc)).next_multiple_of(k_step);
+    let mut blocks: Vec<(usize, usize)> = (0..k1).step_by(kc).map(|pc| (pc, kc.min(k1 - pc))).collect();
+    if let Some(last) = blocks.last_mut() {
+        last.1 += k - k1;
+    }
+    blocks
+}
+
+/// Packs k `pc..pc + kcur` of one panel (`rows` of A, or of Bᵀ) from the
+/// two sources of an extended product: k below `k1` from `src`, the rest
+/// from `src2` (see [`ExtraK`]). Each part fills its own run of the panel's
+/// packed k slots; `k1` is a multiple of the packing's k step, so no pair or
+/// tile straddles the two.
+fn pack_k<T: Element>(
+    plan: &Plan,
+    is_a: bool,
+    (src, src2, k1): (&MatRef<'_, T>, Option<&MatRef<'_, f32>>, usize),
+    rows: (usize, usize),
+    (pc, kcur): (usize, usize),
+    width: usize,
+    dst: &mut [f32],
+) {
+    let len1 = kcur.min(k1.saturating_sub(pc));
+    let Some(src2) = src2.filter(|_| len1 < kcur) else {
+        return pack(plan, is_a, src, rows, (pc, kcur), width, dst);
+    };
+    let (d1, d2) = dst.split_at_mut(plan.kernel.packing.slots(len1) * width);
+    if len1 > 0 {
+        pack(plan, is_a, src, rows, (pc, len1), width, d1);
+    }
+    pack(plan, is_a, src2, rows, (pc + len1 - k1, kcur - len1), width, d2);
 }
 
 /// A as the kernel's in-place twin reads it: f32 data, row and column strides.
@@ -347,7 +398,7 @@ mod tests {
         let b_data: Vec<f32> = (0..k * n).map(|i| value(i + 11)).collect();
         let b = MatRef::new(&b_data, k, n, n).unwrap();
         let mut c_data: Vec<f32> = (0..m * n).map(|i| value(i + 5)).collect();
-        gemm(plan, 0.75, &a, &b, beta, &mut MatMut::new(&mut c_data, m, n, n).unwrap());
+        gemm(plan, 0.75, &a, &b, None, beta, &mut MatMut::new(&mut c_data, m, n, n).unwrap());
         c_data.iter().map(|x| x.to_bits()).collect()
     }
 

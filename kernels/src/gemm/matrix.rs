@@ -185,6 +185,17 @@ impl<'a> MatMut<'a> {
         MatRef { data, rows: self.rows, cols: self.cols, rs: self.ld, cs: 1 }
     }
 
+    /// Marks an uninitialised view as written, after a `beta = 0` product
+    /// wrote every element (so a second product may accumulate into it).
+    pub(crate) fn mark_written(&mut self) {
+        self.init = true;
+    }
+
+    /// The same view for a shorter borrow (to run two products into one C).
+    pub fn reborrow(&mut self) -> MatMut<'_> {
+        MatMut { _borrow: PhantomData, ..*self }
+    }
+
     /// Raw pointer to element (0, 0), for the driver's tile writes.
     pub(crate) fn as_mut_ptr(&mut self) -> *mut f32 {
         self.ptr

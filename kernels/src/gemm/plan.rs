@@ -143,9 +143,51 @@ impl Gemm {
         a: MatRef<'_, A>,
         b: MatRef<'_, B>,
         beta: f32,
+        c: MatMut<'_>,
+    ) -> Result<(), KernelError> {
+        self.run_extended(alpha, a, b, None, beta, c)
+    }
+
+    /// `C <- alpha * (A·B + A2·B2) + beta * C`: two products into one C as
+    /// one GEMM whose k are A's followed by A2's. For LoRA's `x·Wᵀ + u·Bᵀ`
+    /// (and `G·W + dh·A`), the rank's k are packed into the last K block of
+    /// the layer's product, so the low-rank product costs no pass over C of
+    /// its own. `a2` is `m × k2` and `b2` is `k2 × n`, f32. Where A's k is not
+    /// a multiple of the packing's k step (bf16 pairs or tiles), or is 0, the
+    /// two products run one after the other.
+    #[allow(clippy::too_many_arguments)] // two products' operands
+    pub fn run_plus<A: Element, B: Element>(
+        &self,
+        alpha: f32,
+        a: MatRef<'_, A>,
+        b: MatRef<'_, B>,
+        a2: MatRef<'_, f32>,
+        b2: MatRef<'_, f32>,
+        beta: f32,
         mut c: MatMut<'_>,
     ) -> Result<(), KernelError> {
-        let (m, k, n) = super::check_shapes(&a, &b, beta, &c)?;
+        super::check_shapes(&a2, &b2, beta, &c)?;
+        let k1 = a.cols();
+        let steps = [self.kernel, self.bf16.unwrap_or(self.kernel)].map(|k| k.packing.k_step());
+        if k1 == 0 || steps.iter().any(|&s| !k1.is_multiple_of(s)) {
+            self.run(alpha, a, b, beta, c.reborrow())?;
+            c.mark_written(); // the product above wrote every element
+            return self.run(alpha, a2, b2, 1.0, c);
+        }
+        self.run_extended(alpha, a, b, Some((&a2, &b2)), beta, c)
+    }
+
+    fn run_extended<A: Element, B: Element>(
+        &self,
+        alpha: f32,
+        a: MatRef<'_, A>,
+        b: MatRef<'_, B>,
+        extra: super::driver::ExtraK<'_, '_>,
+        beta: f32,
+        mut c: MatMut<'_>,
+    ) -> Result<(), KernelError> {
+        let (m, k1, n) = super::check_shapes(&a, &b, beta, &c)?;
+        let k = k1 + extra.map_or(0, |(a2, _)| a2.cols());
         stats::count_call();
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
@@ -182,7 +224,7 @@ impl Gemm {
             }
         };
         let start = self.parallel.then(std::time::Instant::now);
-        driver::gemm(&plan, alpha, &a, &b, beta, &mut c);
+        driver::gemm(&plan, alpha, &a, &b, extra, beta, &mut c);
         if let Some(t) = start {
             let key = stats::ShapeKey {
                 m,
