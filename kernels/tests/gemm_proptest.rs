@@ -272,7 +272,11 @@ fn run_plus_sums_both_products() {
     for plan in plans {
         let bf = plan.precision() == Precision::Bf16;
         let round = |x: f32| if bf { bf16::from_f32(x).to_f32() } else { x };
-        for (m, k1, k2, n) in [(1, 1, 1, 1), (37, 64, 16, 61), (130, 576, 16, 170), (9, 33, 5, 50), (20, 7, 3, 16)] {
+        // (9, 33, 5, 170): an odd k on a bf16 pair kernel (n > 128 takes the
+        // wide tile), so the two products run apart.
+        let shapes =
+            [(1, 1, 1, 1), (37, 64, 16, 61), (130, 576, 16, 170), (9, 33, 5, 50), (20, 7, 3, 16), (9, 33, 5, 170)];
+        for (m, k1, k2, n) in shapes {
             let v = |rng: &mut Rng, len: usize| (0..len).map(|_| rng.uniform() - 0.5).collect::<Vec<f32>>();
             let (a, b, a2, b2) = (v(&mut rng, m * k1), v(&mut rng, k1 * n), v(&mut rng, m * k2), v(&mut rng, k2 * n));
             let c0 = v(&mut rng, m * n);

@@ -153,8 +153,8 @@ impl Gemm {
     /// (and `G·W + dh·A`), the rank's k are packed into the last K block of
     /// the layer's product, so the low-rank product costs no pass over C of
     /// its own. `a2` is `m × k2` and `b2` is `k2 × n`, f32. Where A's k is not
-    /// a multiple of the packing's k step (bf16 pairs or tiles), or is 0, the
-    /// two products run one after the other.
+    /// a multiple of the chosen kernel's packing step (bf16 pairs or tiles),
+    /// or is 0, the two products run one after the other.
     #[allow(clippy::too_many_arguments)] // two products' operands
     pub fn run_plus<A: Element, B: Element>(
         &self,
@@ -164,16 +164,9 @@ impl Gemm {
         a2: MatRef<'_, f32>,
         b2: MatRef<'_, f32>,
         beta: f32,
-        mut c: MatMut<'_>,
+        c: MatMut<'_>,
     ) -> Result<(), KernelError> {
         super::check_shapes(&a2, &b2, beta, &c)?;
-        let k1 = a.cols();
-        let steps = [self.kernel, self.bf16.unwrap_or(self.kernel)].map(|k| k.packing.k_step());
-        if k1 == 0 || steps.iter().any(|&s| !k1.is_multiple_of(s)) {
-            self.run(alpha, a, b, beta, c.reborrow())?;
-            c.mark_written(); // the product above wrote every element
-            return self.run(alpha, a2, b2, 1.0, c);
-        }
         self.run_extended(alpha, a, b, Some((&a2, &b2)), beta, c)
     }
 
@@ -188,8 +181,34 @@ impl Gemm {
     ) -> Result<(), KernelError> {
         let (m, k1, n) = super::check_shapes(&a, &b, beta, &c)?;
         let k = k1 + extra.map_or(0, |(a2, _)| a2.cols());
-        stats::count_call();
         let flops = 2usize.saturating_mul(m).saturating_mul(n).saturating_mul(k);
+        let plan = self.plan(n, flops);
+        if let Some((a2, b2)) = extra.filter(|_| k1 == 0 || !k1.is_multiple_of(plan.kernel.packing.k_step())) {
+            // A2's k cannot follow A's in the same panels: a pair or tile
+            // would straddle the two. Two products instead.
+            self.run(alpha, a, b, beta, c.reborrow())?;
+            c.mark_written(); // the product above wrote every element
+            return self.run(alpha, *a2, *b2, 1.0, c);
+        }
+        stats::count_call();
+        let start = self.parallel.then(std::time::Instant::now);
+        driver::gemm(&plan, alpha, &a, &b, extra, beta, &mut c);
+        if let Some(t) = start {
+            let key = stats::ShapeKey {
+                m,
+                k,
+                n,
+                a_transposed: a.col_stride() != 1,
+                b_transposed: b.col_stride() != 1,
+                beta_zero: beta == 0.0,
+            };
+            stats::record(key, flops, t.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// The kernel, blocking and threads of a product of `n` columns and `flops` FLOPs.
+    fn plan(&self, n: usize, flops: usize) -> driver::Plan {
         let threads = if self.parallel && flops >= PARALLEL_MIN_FLOPS { rayon::current_num_threads() } else { 1 };
         // Few columns: the narrow kernel, unless the caller chose the blocking.
         let narrow =
@@ -199,7 +218,7 @@ impl Gemm {
             None => (self.kernel, self.blocking),
         };
         let f32_plan = |round_bf16| driver::Plan { kernel, blocking, threads, round_bf16 };
-        let plan = match (self.precision, self.bf16) {
+        match (self.precision, self.bf16) {
             (Precision::F32, _) => f32_plan(false),
             (Precision::Bf16, None) => f32_plan(true),
             // Narrow bf16 products (LoRA's rank-16 ones, attention's blocks)
@@ -222,21 +241,7 @@ impl Gemm {
                 };
                 driver::Plan { kernel: k, blocking, threads, round_bf16: false }
             }
-        };
-        let start = self.parallel.then(std::time::Instant::now);
-        driver::gemm(&plan, alpha, &a, &b, extra, beta, &mut c);
-        if let Some(t) = start {
-            let key = stats::ShapeKey {
-                m,
-                k,
-                n,
-                a_transposed: a.col_stride() != 1,
-                b_transposed: b.col_stride() != 1,
-                beta_zero: beta == 0.0,
-            };
-            stats::record(key, flops, t.elapsed().as_secs_f64());
         }
-        Ok(())
     }
 }
 
