@@ -78,10 +78,11 @@ pub fn matmul_into(a: &Tensor, b: &Tensor, beta: f32, c: &mut [f32]) -> Result<(
     run(&gemm, &gemm_ready(a), &gemm_ready(b), beta, c).map_err(|e| bad(e.to_string()))
 }
 
-/// `a · b + a2 · b2` for 2-D operands, `a2` and `b2` f32: one product whose
-/// k are `a`'s followed by `a2`'s ([`Gemm::run_plus`]). LoRA's
-/// `x·Wᵀ + u·Bᵀ`: the low-rank product is packed into the layer's last K
-/// block instead of reading and writing the whole output again.
+/// `a · b + a2 · b2` for 2-D operands: one product whose k are `a`'s
+/// followed by `a2`'s ([`Gemm::run_plus`]), where `a2` and `b2` are f32.
+/// LoRA's `x·Wᵀ + u·Bᵀ`: the low-rank product is packed into the layer's
+/// last K block instead of reading and writing the whole output again.
+/// Other dtypes of `a2` or `b2` run as a product and an accumulation.
 pub fn matmul_plus(a: &Tensor, b: &Tensor, a2: &Tensor, b2: &Tensor) -> Result<Tensor, TensorError> {
     let bad = |detail: String| TensorError::shape("matmul_plus", detail);
     let (&[m, k], &[k_b, n], &[m2, k2], &[k2_b, n2]) = (a.shape(), b.shape(), a2.shape(), b2.shape()) else {
@@ -93,16 +94,19 @@ pub fn matmul_plus(a: &Tensor, b: &Tensor, a2: &Tensor, b2: &Tensor) -> Result<T
             b2.shape()
         )));
     };
-    if k_b != k || m2 != m || k2_b != k2 || n2 != n || a2.dtype() != DType::F32 || b2.dtype() != DType::F32 {
+    if k_b != k || m2 != m || k2_b != k2 || n2 != n {
         return Err(bad(format!(
-            "{:?} · {:?} + {:?} · {:?} ({:?}, {:?}): the second product must be f32 and the same (m, n)",
+            "{:?} · {:?} + {:?} · {:?}: the inner dimensions or the (m, n) of the two products differ",
             a.shape(),
             b.shape(),
             a2.shape(),
-            b2.shape(),
-            a2.dtype(),
-            b2.dtype()
+            b2.shape()
         )));
+    }
+    if a2.dtype() != DType::F32 || b2.dtype() != DType::F32 {
+        let mut y = matmul(a, b)?;
+        matmul_into(a2, b2, 1.0, y.f32_mut())?;
+        return Ok(y);
     }
     let gemm = Gemm::new().map_err(|e| bad(e.to_string()))?;
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
@@ -196,6 +200,30 @@ mod tests {
 
     fn close(x: &[f32], y: &[f32]) -> bool {
         x.len() == y.len() && x.iter().zip(y).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()))
+    }
+
+    /// `matmul_plus` is the sum of the two products, with the second one f32
+    /// (one GEMM) or bf16 (a product and an accumulation), on a transposed
+    /// view; operands that do not fit are an error.
+    #[test]
+    fn matmul_plus_sums_two_products() {
+        let (m, k, k2, n) = (6, 9, 4, 5);
+        let v = |len: usize, salt: f32| (0..len).map(|i| (i as f32 * 0.37 + salt).sin()).collect::<Vec<f32>>();
+        let (a, b, a2, b2) = (v(m * k, 0.1), v(k * n, 0.2), v(m * k2, 0.3), v(n * k2, 0.4));
+        let t = |d: &[f32], shape: &[usize]| Tensor::from_vec(d.to_vec(), shape).unwrap();
+        let b2t = t(&b2, &[n, k2]).transpose(0, 1).unwrap(); // (k2, n), a view
+        let b2_rows: Vec<f32> = (0..k2 * n).map(|e| b2[(e % n) * k2 + e / n]).collect();
+        let sum = |b2: &[f32]| -> Vec<f32> {
+            naive(&a, &b, m, k, n).iter().zip(naive(&a2, b2, m, k2, n)).map(|(x, y)| x + y).collect()
+        };
+        let got = matmul_plus(&t(&a, &[m, k]), &t(&b, &[k, n]), &t(&a2, &[m, k2]), &b2t).unwrap();
+        assert_eq!(got.shape(), [m, n]);
+        assert!(close(&got.to_f32_vec(), &sum(&b2_rows)));
+        let rounded: Vec<f32> = b2_rows.iter().map(|&x| bf16::from_f32(x).to_f32()).collect();
+        let b2_bf16 = Tensor::from_bf16(b2_rows.iter().map(|&x| bf16::from_f32(x)).collect(), &[k2, n]).unwrap();
+        let got = matmul_plus(&t(&a, &[m, k]), &t(&b, &[k, n]), &t(&a2, &[m, k2]), &b2_bf16).unwrap();
+        assert!(close(&got.to_f32_vec(), &sum(&rounded)));
+        assert!(matmul_plus(&t(&a, &[m, k]), &t(&b, &[k, n]), &t(&a2, &[m, k2]), &t(&b, &[k, n])).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::{grad_for, saved};
 use crate::Var;
 use kernels::nn::elementwise::axpy;
 use tensor::ops::elementwise::{scale as scale_tensor, sum_to_shape};
-use tensor::{matmul, matmul_into, matmul_plus, DType, Tensor, TensorError};
+use tensor::{matmul, matmul_plus, Tensor, TensorError};
 
 /// The parts of one LoRA-adapted linear layer (see the module doc).
 pub struct LoraLinear<'a> {
@@ -43,18 +43,6 @@ pub struct LoraLinear<'a> {
     /// Dropout's mask on the adapter's input, with kept entries `1/(1 − p)`,
     /// the shape of `x` (see [`super::dropout::dropout_mask`]).
     pub mask: Option<Tensor>,
-}
-
-/// `a·b + a2·b2` as one product (the low-rank k appended to the layer's,
-/// `tensor::matmul_plus`), or as a product and an accumulation where the
-/// adapter is not f32.
-fn product_plus(a: &Tensor, b: &Tensor, a2: &Tensor, b2: &Tensor) -> Result<Tensor, TensorError> {
-    if a2.dtype() == DType::F32 && b2.dtype() == DType::F32 {
-        return matmul_plus(a, b, a2, b2);
-    }
-    let mut y = matmul(a, b)?;
-    matmul_into(a2, b2, 1.0, y.f32_mut())?;
-    Ok(y)
 }
 
 pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
@@ -92,7 +80,7 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
         None => x2.clone(),
     }; // (N, in)
     let u = scale_tensor(&matmul(&xd, &av.transpose(0, 1)?)?, layer.scale)?; // (N, r)
-    let mut y = product_plus(&x2, &w_right, &u, &bv.transpose(0, 1)?)?; // x·Wᵀ + u·Bᵀ  (N, out)
+    let mut y = matmul_plus(&x2, &w_right, &u, &bv.transpose(0, 1)?)?; // x·Wᵀ + u·Bᵀ  (N, out)
     if let Some(b) = layer.bias {
         let bias = b.value();
         let bias = bias.f32_data();
@@ -118,7 +106,7 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
             let dh = scale_tensor(&matmul(&g2, &bv)?, s)?; // s·G·B  (N, r)
             let gx = grad_for(needs, 0, || {
                 let gx = match &mask {
-                    None => product_plus(&g2, &w_right.transpose(0, 1)?, &dh, &av)?, // G·W + dh·A  (N, in)
+                    None => matmul_plus(&g2, &w_right.transpose(0, 1)?, &dh, &av)?, // G·W + dh·A  (N, in)
                     Some(m) => {
                         let mut gx = matmul(&g2, &w_right.transpose(0, 1)?)?; // G·W  (N, in)
                         let through = matmul(&dh, &av)?;
