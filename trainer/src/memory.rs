@@ -23,8 +23,10 @@
 //! faults per step, about 70 MB). So the mmap threshold is also fixed, at
 //! its largest (32 MiB), and trimming is turned off: the heap keeps its
 //! high-water mark, which is the step's peak, and a steady step faults in
-//! nothing (measured: 0 page faults per step for SmolLM2 LoRA; full
-//! fine-tuning still maps its two vocabulary-sized gradients, above 32 MiB).
+//! nothing (measured: 0 page faults per step for SmolLM2 LoRA). Buffers
+//! above 32 MiB are still fresh mappings; full fine-tuning's one, the tied
+//! embedding and head's gradient, is kept between steps by
+//! `autograd::Var::zero_grad` instead (28 page faults per step for SmolLM2).
 
 /// glibc's `mallopt` parameters used here.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
