@@ -22,7 +22,7 @@
 //!   A tiles:  dst[(kb · width + i) · 16 + q] = pair(row i, k = 32·kb + 2q)      q < 16
 //! ```
 
-use super::pack::prefetch_strided;
+use super::pack::{prefetch_strided, zero_padding};
 use super::MatRef;
 use crate::Element;
 
@@ -85,15 +85,6 @@ pub(crate) fn pack_panel_pairs<T: Element>(
         }
     }
     zero_padding(dst, height, width);
-}
-
-/// Zeros the padding rows `height..width` of every packed k step. (A
-/// whole panel has none: not even a `fill` of an empty slice per k step,
-/// which is a call to `memset`, 3% of a bf16 LoRA step.)
-fn zero_padding(dst: &mut [u32], height: usize, width: usize) {
-    if height < width {
-        dst.chunks_exact_mut(width).for_each(|out| out[height..].fill(0));
-    }
 }
 
 /// Whether the vector conversions (`VCVTNE2PS2BF16`) can run here.
