@@ -74,8 +74,15 @@ pub(crate) fn pack_panel<T: Element>(
             }
         }
         while i + 8 <= height {
+            // f32 with AVX: 8 × 8 blocks transposed in registers (an A panel
+            // of the 8-row AVX-512 tile); the k left, and other element
+            // types, element by element.
+            let done = match T::as_f32_slice(data).filter(|_| simd_transpose_8()) {
+                Some(f) => transpose_8_rows(&f[(r0 + i) * rs + c0..], rs, kc, &mut dst[i..], width),
+                None => 0,
+            };
             let rows: [&[T]; 8] = std::array::from_fn(|r| row(i + r));
-            for (p, out) in dst.chunks_exact_mut(width).enumerate() {
+            for (p, out) in dst.chunks_exact_mut(width).enumerate().skip(done) {
                 for (o, src) in out[i..i + 8].iter_mut().zip(&rows) {
                     *o = src[p].to_f32();
                 }
@@ -138,6 +145,20 @@ fn simd_transpose() -> bool {
     false
 }
 
+/// Whether [`transpose_8_rows`] can run here.
+fn simd_transpose_8() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::isa::Isa::Avx2.is_supported();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+use crate::isa::avx2::transpose_8_rows;
+#[cfg(not(target_arch = "x86_64"))]
+fn transpose_8_rows(_: &[f32], _: usize, _: usize, _: &mut [f32], _: usize) -> usize {
+    unreachable!("simd_transpose_8() is false")
+}
 #[cfg(target_arch = "x86_64")]
 use crate::isa::avx512::transpose_16x16;
 #[cfg(not(target_arch = "x86_64"))]
@@ -178,15 +199,25 @@ mod tests {
 
     #[test]
     fn k_contiguous_panels_match_the_definition_across_whole_and_partial_blocks() {
-        // Rows r0.. of a 45 x 80 row-major source, packed 48 wide: whole
-        // groups of 16 rows and blocks of 16 k (the register transpose), and
-        // the rows and k left over (element by element), must all agree.
-        let (rows, cols, width) = (45, 80, 48);
+        // Rows r0.. of a 45 x 80 row-major source, packed 48 wide and 8 wide
+        // (an A panel): whole groups of 16 rows and blocks of 16 k, groups of
+        // 8 rows and blocks of 8 k (the register transposes), and the rows
+        // and k left over (element by element), must all agree.
+        let (rows, cols) = (45, 80);
         let v: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
         let view = MatRef::new(&v, rows, cols, cols).unwrap();
-        let cases: [(usize, usize, usize, usize); 4] =
-            [(3, 37, 5, 70), (13, 32, 16, 64), (10, 16, 1, 15), (0, 45, 0, 80)];
-        for (r0, height, c0, kc) in cases {
+        let cases: [(usize, usize, usize, usize, usize); 9] = [
+            (3, 37, 5, 70, 48),
+            (13, 32, 16, 64, 48),
+            (10, 16, 1, 15, 48),
+            (0, 45, 0, 80, 48),
+            (1, 8, 3, 77, 8),
+            (37, 8, 0, 80, 8),
+            (20, 8, 9, 7, 8),
+            (4, 5, 2, 40, 8),
+            (2, 24, 5, 21, 48),
+        ];
+        for (r0, height, c0, kc, width) in cases {
             let mut dst = vec![f32::NAN; kc * width];
             pack_panel(&view, (r0, height), (c0, kc), width, &mut dst);
             for p in 0..kc {

@@ -72,6 +72,77 @@ unsafe fn gemm_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: us
     unsafe { microkernel_body::<Avx2, MR, { NR / 8 }>(k, a, b, c, ldc, alpha, beta) }
 }
 
+/// `dst[p * dst_stride + i] = src[i * stride + p]` for `i < 8` and
+/// `p < k / 8 * 8`: eight k-contiguous rows packed k-major, one 8 × 8 block
+/// at a time, transposed in registers (8 loads, 24 shuffles, 8 stores, where
+/// element by element it is 64 of each). Returns how many k it packed; the
+/// caller packs the `k % 8` left. Packing's building block for an A panel
+/// of 8 rows (the AVX-512 tile's MR) from a row-major activation.
+pub(crate) fn transpose_8_rows(src: &[f32], stride: usize, k: usize, dst: &mut [f32], dst_stride: usize) -> usize {
+    let k8 = k / 8 * 8;
+    if k8 == 0 {
+        return 0;
+    }
+    assert!(super::Isa::Avx2.is_supported() && src.len() >= 7 * stride + k8);
+    assert!(dst.len() >= (k8 - 1) * dst_stride + 8);
+    // SAFETY: feature checked; reads src[i * stride + p] and writes
+    // dst[p * dst_stride + i] for i < 8, p < k8, inside the asserted lengths.
+    unsafe { transpose_8_rows_impl(src.as_ptr(), stride, k8, dst.as_mut_ptr(), dst_stride) };
+    k8
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_8_rows_impl(src: *const f32, stride: usize, k8: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: the bounds `transpose_8_rows` asserted.
+    unsafe {
+        for p in (0..k8).step_by(8) {
+            let r: [__m256; 8] = [
+                _mm256_loadu_ps(src.add(p)),
+                _mm256_loadu_ps(src.add(stride + p)),
+                _mm256_loadu_ps(src.add(2 * stride + p)),
+                _mm256_loadu_ps(src.add(3 * stride + p)),
+                _mm256_loadu_ps(src.add(4 * stride + p)),
+                _mm256_loadu_ps(src.add(5 * stride + p)),
+                _mm256_loadu_ps(src.add(6 * stride + p)),
+                _mm256_loadu_ps(src.add(7 * stride + p)),
+            ];
+            // 1: interleave row pairs within each 128-bit half:
+            //    t[0] = [r00 r10 r01 r11 | r04 r14 r05 r15], t[1] the columns 2, 3 | 6, 7.
+            let t = [
+                _mm256_unpacklo_ps(r[0], r[1]),
+                _mm256_unpackhi_ps(r[0], r[1]),
+                _mm256_unpacklo_ps(r[2], r[3]),
+                _mm256_unpackhi_ps(r[2], r[3]),
+                _mm256_unpacklo_ps(r[4], r[5]),
+                _mm256_unpackhi_ps(r[4], r[5]),
+                _mm256_unpacklo_ps(r[6], r[7]),
+                _mm256_unpackhi_ps(r[6], r[7]),
+            ];
+            // 2: join pairs into quads: s[j] (j < 4) holds column j of rows
+            //    0-3 in its low half and column j + 4 in its high half; s[4 + j]
+            //    the same for rows 4-7.
+            let s = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            // 3: join the halves: column j is s[j]'s low half and s[4 + j]'s,
+            //    column j + 4 their high halves.
+            for j in 0..4 {
+                let lo = _mm256_permute2f128_ps::<0x20>(s[j], s[4 + j]);
+                let hi = _mm256_permute2f128_ps::<0x31>(s[j], s[4 + j]);
+                _mm256_storeu_ps(dst.add((p + j) * dst_stride), lo);
+                _mm256_storeu_ps(dst.add((p + j + 4) * dst_stride), hi);
+            }
+        }
+    }
+}
+
 #[target_feature(enable = "avx2,fma")]
 unsafe fn probe(iters: usize) -> f32 {
     unsafe { fma_probe_body::<Avx2>(iters) }
