@@ -57,7 +57,9 @@ pub(crate) fn pack_panel<T: Element>(
         // writes instead of 8 scattered ones; the rest one row at a time.
         let row = |i: usize| &data[(r0 + i) * rs + c0..(r0 + i) * rs + c0 + kc];
         let mut i = 0;
-        if let Some(f) = T::as_f32_slice(data).filter(|_| simd_transpose()) {
+        // The register transposes read f32 sources only.
+        let f32_data = T::as_f32_slice(data);
+        if let Some(f) = f32_data.filter(|_| simd_transpose()) {
             // f32 on AVX-512: sixteen rows by sixteen k at a time, transposed
             // in registers; k past the last block one element at a time.
             let k16 = kc / 16 * 16;
@@ -77,7 +79,7 @@ pub(crate) fn pack_panel<T: Element>(
             // f32 with AVX: 8 × 8 blocks transposed in registers (an A panel
             // of the 8-row AVX-512 tile); the k left, and other element
             // types, element by element.
-            let done = match T::as_f32_slice(data).filter(|_| simd_transpose_8()) {
+            let done = match f32_data.filter(|_| simd_transpose_8()) {
                 Some(f) => transpose_8_rows(&f[(r0 + i) * rs + c0..], rs, kc, &mut dst[i..], width),
                 None => 0,
             };
