@@ -113,7 +113,7 @@ impl Microkernel {
             blocking: Blocking { mc: 192, kc: 256, nc: 4096 },
             packing: Packing::F32,
             run: isa::avx2::GEMM,
-            run_in_place: None,
+            run_in_place: Some(isa::avx2::GEMM_IN_PLACE),
         };
         #[cfg(target_arch = "x86_64")]
         static AVX512: Microkernel = Microkernel {

@@ -404,26 +404,35 @@ mod tests {
 
     /// A read in place gives the bits of A packed: the same kernel body and
     /// sums, only the addresses of A differ. Whole and partial row panels,
-    /// one and several K blocks, row-major and transposed A, one thread and two.
+    /// one and several K blocks, row-major and transposed A, one thread and two;
+    /// every kernel with an in-place twin (the selected one, its narrow one).
     #[test]
     fn a_in_place_matches_a_packed_bit_for_bit() {
-        let Some(narrow) = Microkernel::narrow_for(Microkernel::selected().unwrap()) else { return };
-        let mut without = *narrow;
-        without.run_in_place = None;
-        let without: &'static Microkernel = Box::leak(Box::new(without));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        for (kc, threads) in [(narrow.blocking.kc, 1), (7, 1), (40, 2)] {
-            let blocking = Blocking { kc, ..narrow.blocking };
-            let plan = |kernel| Plan { kernel, blocking, threads, round_bf16: false };
-            for shape in [(37, 50, 16), (64, 33, 9), (5, 20, 16), (300, 90, 1)] {
-                for (a_transposed, pad, beta) in [(false, 0, 0.0), (true, 3, 1.0), (false, 2, 0.5)] {
-                    let (with_a, without_a) = pool.install(|| {
-                        (
-                            run(&plan(narrow), shape, a_transposed, pad, beta),
-                            run(&plan(without), shape, a_transposed, pad, beta),
-                        )
-                    });
-                    assert_eq!(with_a, without_a, "{shape:?} kc={kc} transposed={a_transposed} threads={threads}");
+        let main = Microkernel::selected().unwrap();
+        let kernels = std::iter::once(main).chain(Microkernel::narrow_for(main));
+        for kernel in kernels.filter(|k| k.run_in_place.is_some()) {
+            let mut without = *kernel;
+            without.run_in_place = None;
+            let without: &'static Microkernel = Box::leak(Box::new(without));
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let nr = kernel.nr;
+            for (kc, threads) in [(kernel.blocking.kc, 1), (7, 1), (40, 2)] {
+                let blocking = Blocking { kc, ..kernel.blocking };
+                let plan = |kernel| Plan { kernel, blocking, threads, round_bf16: false };
+                for shape in [(37, 50, nr), (64, 33, 9), (5, 20, nr), (300, 90, 1)] {
+                    for (a_transposed, pad, beta) in [(false, 0, 0.0), (true, 3, 1.0), (false, 2, 0.5)] {
+                        let (with_a, without_a) = pool.install(|| {
+                            (
+                                run(&plan(kernel), shape, a_transposed, pad, beta),
+                                run(&plan(without), shape, a_transposed, pad, beta),
+                            )
+                        });
+                        let name = kernel.name;
+                        assert_eq!(
+                            with_a, without_a,
+                            "{name} {shape:?} kc={kc} transposed={a_transposed} threads={threads}"
+                        );
+                    }
                 }
             }
         }

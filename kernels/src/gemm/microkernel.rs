@@ -35,9 +35,27 @@
 //! `MR` rows broadcast `A[i][p]` and do `NV` FMAs into the accumulators
 //! `acc[i][0..NV]`. That is `MR * NV` FMAs per `NV` loads and `MR`
 //! broadcasts: with 8×3 on AVX-512, 24 FMAs for 11 memory operands, so the
-//! two FMA ports stay busy and the loads fit in the load ports.
+//! two FMA ports stay busy and the loads fit in the load ports. Each ISA
+//! says how many steps one loop trip runs and whether it prefetches B
+//! ([`KLoop`]).
 
 use crate::isa::Simd;
+
+/// How the k loop of [`microkernel_body`] is run, per kernel.
+///
+/// `unroll` k steps per loop trip (with the `k % unroll` left in a plain
+/// loop after), and whether each step prefetches B [`B_PREFETCH_STEPS`]
+/// ahead. What pays differs by core and tile: see each ISA's kernel.
+#[derive(Clone, Copy)]
+pub(crate) struct KLoop {
+    pub unroll: usize,
+    pub prefetch_b: bool,
+}
+
+/// One k step per trip, prefetching B: the AVX-512 tiles, whose B
+/// micro-panels (576·48 floats, 108 KiB) stream from L2, and the NEON and
+/// scalar ones, as they were tuned.
+pub(crate) const STREAMED_B: KLoop = KLoop { unroll: 1, prefetch_b: true };
 
 /// How many k steps ahead the kernel asks for B's packed row.
 ///
@@ -83,7 +101,9 @@ pub(crate) type InPlaceKernelFn = unsafe fn(
 /// # Safety
 /// The module contract, with `NR = NV * S::LANES`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the microkernel signature plus how to run its k loop
 pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>(
+    steps: KLoop,
     k: usize,
     a: *const f32,
     b: *const f32,
@@ -95,7 +115,7 @@ pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>
     // A packed panel is the strided body with constant strides, which fold
     // away: the instructions are those of a body written for packed A.
     // SAFETY: the module contract is `microkernel_body_strided`'s with rs_i = 1, rs_p = MR.
-    unsafe { microkernel_body_strided::<S, MR, NV>(k, a, 1, MR, b, c, ldc, alpha, beta) }
+    unsafe { microkernel_body_strided::<S, MR, NV>(steps, k, a, 1, MR, b, c, ldc, alpha, beta) }
 }
 
 /// [`microkernel_body`] with A read through strides: `A[i][p]` at
@@ -106,8 +126,9 @@ pub(crate) unsafe fn microkernel_body<S: Simd, const MR: usize, const NV: usize>
 /// strided addresses valid for reads.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // (i, v) index a register tile: clearer than iterator chains
-#[allow(clippy::too_many_arguments)] // the microkernel signature plus A's two strides
+#[allow(clippy::too_many_arguments)] // the microkernel signature plus A's two strides and the k loop
 pub(crate) unsafe fn microkernel_body_strided<S: Simd, const MR: usize, const NV: usize>(
+    steps: KLoop,
     k: usize,
     a: *const f32,
     rs_i: usize,
@@ -136,26 +157,22 @@ pub(crate) unsafe fn microkernel_body_strided<S: Simd, const MR: usize, const NV
         }
         let mut acc = [[S::zero(); NV]; MR];
         let (mut a, mut b) = (a, b);
-        for _ in 0..k {
-            let mut bv = [S::zero(); NV];
-            for v in 0..NV {
-                bv[v] = S::load(b.add(v * S::LANES));
+        // `steps` is a constant at every call site, so after inlining the
+        // inner loop is unrolled `steps.unroll` times with no counter of its own.
+        let trips = k / steps.unroll;
+        for _ in 0..trips {
+            for _ in 0..steps.unroll {
+                k_step::<S, MR, NV>(&mut acc, a, rs_i, b, steps.prefetch_b);
+                // `wrapping_add`: after the last step, A read in place may point
+                // past the end of its slice (it is not dereferenced there).
+                a = a.wrapping_add(rs_p);
+                b = b.wrapping_add(nr);
             }
-            for v in 0..NV {
-                // `wrapping_add`: the last steps point past the panel, which a
-                // prefetch may do but pointer arithmetic with `add` may not.
-                S::prefetch(b.wrapping_add(B_PREFETCH_STEPS * nr + v * S::LANES));
-            }
-            for i in 0..MR {
-                let ai = S::splat(*a.add(i * rs_i));
-                for v in 0..NV {
-                    acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
-                }
-            }
-            // `wrapping_add`: after the last step, A read in place may point
-            // past the end of its slice (it is not dereferenced there).
+        }
+        for _ in trips * steps.unroll..k {
+            k_step::<S, MR, NV>(&mut acc, a, rs_i, b, steps.prefetch_b);
             a = a.wrapping_add(rs_p);
-            b = b.add(nr);
+            b = b.wrapping_add(nr);
         }
 
         let alpha = S::splat(alpha);
@@ -166,6 +183,42 @@ pub(crate) unsafe fn microkernel_body_strided<S: Simd, const MR: usize, const NV
                 // beta == 0: C is write-only (it may hold NaN).
                 let out = if beta == 0.0 { ab } else { S::fma(S::splat(beta), S::load(cp), ab) };
                 S::store(cp, out);
+            }
+        }
+    }
+}
+
+/// One k step: load B's packed row `p` (`NV` registers), then for each of
+/// the `MR` rows broadcast `A[i][p]` (at `a[i * rs_i]`) and do `NV` FMAs.
+///
+/// # Safety
+/// `b[..NV * S::LANES]` and `a[i * rs_i]` for `i < MR` are valid for reads.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // (i, v) index a register tile
+unsafe fn k_step<S: Simd, const MR: usize, const NV: usize>(
+    acc: &mut [[S::V; NV]; MR],
+    a: *const f32,
+    rs_i: usize,
+    b: *const f32,
+    prefetch_b: bool,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut bv = [S::zero(); NV];
+        for v in 0..NV {
+            bv[v] = S::load(b.add(v * S::LANES));
+        }
+        if prefetch_b {
+            for v in 0..NV {
+                // `wrapping_add`: the last steps point past the panel, which a
+                // prefetch may do but pointer arithmetic with `add` may not.
+                S::prefetch(b.wrapping_add(B_PREFETCH_STEPS * NV * S::LANES + v * S::LANES));
+            }
+        }
+        for i in 0..MR {
+            let ai = S::splat(*a.add(i * rs_i));
+            for v in 0..NV {
+                acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
             }
         }
     }

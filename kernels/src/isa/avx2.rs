@@ -5,7 +5,7 @@
 //! element of A: 15 of the 16 `ymm` registers.
 
 use super::Simd;
-use crate::gemm::microkernel::{microkernel_body, KernelFn};
+use crate::gemm::microkernel::{microkernel_body, microkernel_body_strided, InPlaceKernelFn, KLoop, KernelFn};
 use crate::peak::fma_probe_body;
 use std::arch::x86_64::*;
 
@@ -66,10 +66,39 @@ const _: () = assert!(MR * NR <= crate::gemm::catalog::MAX_TILE, "tile larger th
 /// The 6×16 AVX2 SGEMM microkernel (contract: [`KernelFn`]).
 pub(crate) const GEMM: KernelFn = gemm_6x16;
 
+/// The k loop of the AVX2 tile: four steps per trip, no B prefetch. Its B
+/// micro-panel (KC·16 floats, 16 KiB at KC = 256) stays in L1, so a
+/// prefetch only takes a load slot. Timed on Zen 3 (2 vCPUs), alternating
+/// with the one-step loop in one process, single-threaded whole GEMMs of
+/// the step's shapes: 5-20% faster, on every shape.
+const K_LOOP: KLoop = KLoop { unroll: 4, prefetch_b: false };
+
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; the features are enabled on this function.
-    unsafe { microkernel_body::<Avx2, MR, { NR / 8 }>(k, a, b, c, ldc, alpha, beta) }
+    unsafe { microkernel_body::<Avx2, MR, { NR / 8 }>(K_LOOP, k, a, b, c, ldc, alpha, beta) }
+}
+
+/// The 6×16 tile reading A in place (contract: [`InPlaceKernelFn`]), for
+/// products of one B panel (`n <= 16`), whose A panels the kernel reads
+/// once: LoRA's rank-16 products `x·Aᵀ`, `G·B` and `Gᵀ·u`.
+pub(crate) const GEMM_IN_PLACE: InPlaceKernelFn = gemm_6x16_in_place;
+
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)] // the InPlaceKernelFn signature
+unsafe fn gemm_6x16_in_place(
+    k: usize,
+    a: *const f32,
+    rs_i: usize,
+    rs_p: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: forwarded contract of `InPlaceKernelFn`; the features are enabled on this function.
+    unsafe { microkernel_body_strided::<Avx2, MR, { NR / 8 }>(K_LOOP, k, a, rs_i, rs_p, b, c, ldc, alpha, beta) }
 }
 
 /// `dst[p * dst_stride + i] = src[i * stride + p]` for `i < 8` and

@@ -9,7 +9,7 @@
 //! exactly, so no edge tiles, and it leaves registers to spare.
 
 use super::Simd;
-use crate::gemm::microkernel::{microkernel_body, microkernel_body_strided, InPlaceKernelFn, KernelFn};
+use crate::gemm::microkernel::{microkernel_body, microkernel_body_strided, InPlaceKernelFn, KernelFn, STREAMED_B};
 use crate::peak::fma_probe_body;
 use std::arch::x86_64::*;
 
@@ -69,7 +69,7 @@ pub(crate) const GEMM: KernelFn = gemm_8x48;
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm_8x48(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; the feature is enabled on this function.
-    unsafe { microkernel_body::<Avx512, MR, { NR / 16 }>(k, a, b, c, ldc, alpha, beta) }
+    unsafe { microkernel_body::<Avx512, MR, { NR / 16 }>(STREAMED_B, k, a, b, c, ldc, alpha, beta) }
 }
 
 /// Rows of the narrow AVX-512 tile, for narrow products (`gemm::plan::prefers_narrow`).
@@ -91,7 +91,7 @@ pub(crate) const NARROW_GEMM: KernelFn = gemm_16x16;
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm_16x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; the feature is enabled on this function.
-    unsafe { microkernel_body::<Avx512, NARROW_MR, 1>(k, a, b, c, ldc, alpha, beta) }
+    unsafe { microkernel_body::<Avx512, NARROW_MR, 1>(STREAMED_B, k, a, b, c, ldc, alpha, beta) }
 }
 
 /// The 8×48 and 16×16 tiles reading A in place (contract:
@@ -116,7 +116,7 @@ unsafe fn gemm_in_place<const ROWS: usize, const NV: usize>(
     beta: f32,
 ) {
     // SAFETY: forwarded contract of `InPlaceKernelFn`; the feature is enabled on this function.
-    unsafe { microkernel_body_strided::<Avx512, ROWS, NV>(k, a, rs_i, rs_p, b, c, ldc, alpha, beta) }
+    unsafe { microkernel_body_strided::<Avx512, ROWS, NV>(STREAMED_B, k, a, rs_i, rs_p, b, c, ldc, alpha, beta) }
 }
 
 /// The 16 × 16 transpose of 32-bit elements: column `q` of the rows `r`

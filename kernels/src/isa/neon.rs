@@ -8,7 +8,7 @@
 //! cross-compiling and running `kernel_check` under qemu-aarch64 (`.ci/neon`).
 
 use super::Simd;
-use crate::gemm::microkernel::{microkernel_body, KernelFn};
+use crate::gemm::microkernel::{microkernel_body, KernelFn, STREAMED_B};
 use crate::peak::fma_probe_body;
 use std::arch::aarch64::*;
 
@@ -65,7 +65,7 @@ pub(crate) const GEMM: KernelFn = gemm_8x12;
 #[target_feature(enable = "neon")]
 unsafe fn gemm_8x12(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; the feature is enabled on this function.
-    unsafe { microkernel_body::<Neon, MR, { NR / 4 }>(k, a, b, c, ldc, alpha, beta) }
+    unsafe { microkernel_body::<Neon, MR, { NR / 4 }>(STREAMED_B, k, a, b, c, ldc, alpha, beta) }
 }
 
 #[target_feature(enable = "neon")]

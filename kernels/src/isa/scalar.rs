@@ -6,7 +6,7 @@
 //! kernel to read first; the SIMD ones are the same code with wider registers.
 
 use super::Simd;
-use crate::gemm::microkernel::{microkernel_body, KernelFn};
+use crate::gemm::microkernel::{microkernel_body, KernelFn, STREAMED_B};
 use crate::peak::fma_probe_body;
 
 /// Marker type for the scalar "ISA".
@@ -60,7 +60,7 @@ pub(crate) const GEMM: KernelFn = gemm_4x4;
 
 unsafe fn gemm_4x4(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {
     // SAFETY: forwarded contract of `KernelFn`; scalar code needs no CPU feature.
-    unsafe { microkernel_body::<Scalar, MR, NR>(k, a, b, c, ldc, alpha, beta) }
+    unsafe { microkernel_body::<Scalar, MR, NR>(STREAMED_B, k, a, b, c, ldc, alpha, beta) }
 }
 
 /// Runs the FMA throughput loop with scalar code (see [`crate::peak`]); the
