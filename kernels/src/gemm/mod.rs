@@ -6,6 +6,7 @@
 //! - `pack`: copies blocks of A and B into the microkernel's layout (widening bf16/f16);
 //!   `pack_bf16` rounds them to bf16 for [`precision`] `Bf16`, as pairs for `VDPBF16PS`.
 //! - [`precision`]: f32 products, or bf16 operands with f32 accumulation.
+//! - `transposed`: products of few rows and many columns, run as `Cᵀ = Bᵀ·Aᵀ`.
 //! - [`microkernel`]: the register-blocked inner kernel, written once over
 //!   [`crate::isa`]'s `Simd` trait and instantiated per instruction set.
 //! - [`naive`]: the triple loop every fast path is tested against.
@@ -33,6 +34,7 @@ mod pack_bf16;
 pub mod plan;
 pub mod precision;
 pub mod stats;
+mod transposed;
 
 pub use matrix::{MatMut, MatRef};
 pub use plan::{Blocking, Gemm, Microkernel, Packing};

@@ -190,6 +190,13 @@ impl Gemm {
             c.mark_written(); // the product above wrote every element
             return self.run(alpha, *a2, *b2, 1.0, c);
         }
+        if extra.is_none() && super::transposed::runs_transposed(m, n, &b, |cols| self.plan(cols, flops)) {
+            // Cᵀ = Bᵀ·Aᵀ: B, the big operand, read in place (see `transposed`).
+            let mut ct = super::transposed::c_transposed(&mut c, beta);
+            self.run(alpha, b.t(), a.t(), beta, MatMut::new(&mut ct, n, m, m)?)?;
+            super::transposed::write_back(&ct, &mut c);
+            return Ok(());
+        }
         stats::count_call();
         let start = self.parallel.then(std::time::Instant::now);
         driver::gemm(&plan, alpha, &a, &b, extra, beta, &mut c);
