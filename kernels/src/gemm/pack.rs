@@ -80,16 +80,20 @@ pub(crate) fn pack_panel<T: Element>(
             // of the 8-row AVX-512 tile); the k left, and other element
             // types, element by element.
             let done = match f32_data.filter(|_| simd_transpose_8()) {
-                Some(f) => transpose_8_rows(&f[(r0 + i) * rs + c0..], rs, kc, &mut dst[i..], width),
+                Some(f) => transpose_rows::<8>(&f[(r0 + i) * rs + c0..], rs, kc, &mut dst[i..], width),
                 None => 0,
             };
-            let rows: [&[T]; 8] = std::array::from_fn(|r| row(i + r));
-            for (p, out) in dst.chunks_exact_mut(width).enumerate().skip(done) {
-                for (o, src) in out[i..i + 8].iter_mut().zip(&rows) {
-                    *o = src[p].to_f32();
-                }
-            }
+            pack_rows::<T, 8>(std::array::from_fn(|r| row(i + r)), done, i, width, dst);
             i += 8;
+        }
+        if height - i == 6 {
+            // The AVX2 tile's 6-row A panel: the same transposes, two rows short.
+            let done = match f32_data.filter(|_| simd_transpose_8()) {
+                Some(f) => transpose_rows::<6>(&f[(r0 + i) * rs + c0..], rs, kc, &mut dst[i..], width),
+                None => 0,
+            };
+            pack_rows::<T, 6>(std::array::from_fn(|r| row(i + r)), done, i, width, dst);
+            i += 6;
         }
         for i in i..height {
             for (p, &x) in row(i).iter().enumerate() {
@@ -105,6 +109,16 @@ pub(crate) fn pack_panel<T: Element>(
             }
         }
         zero_padding(dst, height, width);
+    }
+}
+
+/// Packs k `from..` of `R` k-contiguous source rows into rows `i..i + R`
+/// of each packed k step, element by element, one k step at a time.
+fn pack_rows<T: Element, const R: usize>(rows: [&[T]; R], from: usize, i: usize, width: usize, dst: &mut [f32]) {
+    for (p, out) in dst.chunks_exact_mut(width).enumerate().skip(from) {
+        for (o, src) in out[i..i + R].iter_mut().zip(&rows) {
+            *o = src[p].to_f32();
+        }
     }
 }
 
@@ -147,7 +161,7 @@ fn simd_transpose() -> bool {
     false
 }
 
-/// Whether [`transpose_8_rows`] can run here.
+/// Whether [`transpose_rows`] can run here.
 fn simd_transpose_8() -> bool {
     #[cfg(target_arch = "x86_64")]
     return crate::isa::Isa::Avx2.is_supported();
@@ -156,9 +170,9 @@ fn simd_transpose_8() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-use crate::isa::avx2::transpose_8_rows;
+use crate::isa::avx2::transpose_rows;
 #[cfg(not(target_arch = "x86_64"))]
-fn transpose_8_rows(_: &[f32], _: usize, _: usize, _: &mut [f32], _: usize) -> usize {
+fn transpose_rows<const ROWS: usize>(_: &[f32], _: usize, _: usize, _: &mut [f32], _: usize) -> usize {
     unreachable!("simd_transpose_8() is false")
 }
 #[cfg(target_arch = "x86_64")]
@@ -201,14 +215,19 @@ mod tests {
 
     #[test]
     fn k_contiguous_panels_match_the_definition_across_whole_and_partial_blocks() {
-        // Rows r0.. of a 45 x 80 row-major source, packed 48 wide and 8 wide
-        // (an A panel): whole groups of 16 rows and blocks of 16 k, groups of
-        // 8 rows and blocks of 8 k (the register transposes), and the rows
-        // and k left over (element by element), must all agree.
+        // Rows r0.. of a 45 x 80 row-major source, packed 48, 16, 8 and 6
+        // wide (B panels, and the AVX-512 and AVX2 A panels): whole groups of
+        // 16 rows and blocks of 16 k, groups of 8 or 6 rows and blocks of 8 k
+        // (the register transposes), and the rows and k left over (element by
+        // element), must all agree.
         let (rows, cols) = (45, 80);
         let v: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
         let view = MatRef::new(&v, rows, cols, cols).unwrap();
-        let cases: [(usize, usize, usize, usize, usize); 9] = [
+        let cases: [(usize, usize, usize, usize, usize); 13] = [
+            (5, 6, 1, 77, 6),
+            (0, 6, 0, 16, 6),
+            (7, 6, 9, 7, 6),
+            (2, 14, 3, 21, 16),
             (3, 37, 5, 70, 48),
             (13, 32, 16, 64, 48),
             (10, 16, 1, 15, 48),

@@ -101,40 +101,57 @@ unsafe fn gemm_6x16_in_place(
     unsafe { microkernel_body_strided::<Avx2, MR, { NR / 8 }>(K_LOOP, k, a, rs_i, rs_p, b, c, ldc, alpha, beta) }
 }
 
-/// `dst[p * dst_stride + i] = src[i * stride + p]` for `i < 8` and
-/// `p < k / 8 * 8`: eight k-contiguous rows packed k-major, one 8 × 8 block
-/// at a time, transposed in registers (8 loads, 24 shuffles, 8 stores, where
-/// element by element it is 64 of each). Returns how many k it packed; the
-/// caller packs the `k % 8` left. Packing's building block for an A panel
-/// of 8 rows (the AVX-512 tile's MR) from a row-major activation.
-pub(crate) fn transpose_8_rows(src: &[f32], stride: usize, k: usize, dst: &mut [f32], dst_stride: usize) -> usize {
+/// `dst[p * dst_stride + i] = src[i * stride + p]` for `i < ROWS` and
+/// `p < k / 8 * 8`: `ROWS` (6 or 8) k-contiguous rows packed k-major, one
+/// 8 × 8 block at a time, transposed in registers (8 loads, 24 shuffles, 8
+/// stores, where element by element it is 64 of each). With 6 rows the two
+/// missing ones are zeros that are never stored: each packed k step gets
+/// 4 floats and then 2. Returns how many k it packed; the caller packs the
+/// `k % 8` left. Packing's building block for A panels (the AVX-512 tile's
+/// 8 rows, the AVX2 tile's 6) and 16-wide B panels from row-major sources.
+pub(crate) fn transpose_rows<const ROWS: usize>(
+    src: &[f32],
+    stride: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) -> usize {
+    const { assert!(ROWS == 6 || ROWS == 8) };
     let k8 = k / 8 * 8;
     if k8 == 0 {
         return 0;
     }
-    assert!(super::Isa::Avx2.is_supported() && src.len() >= 7 * stride + k8);
-    assert!(dst.len() >= (k8 - 1) * dst_stride + 8);
+    assert!(super::Isa::Avx2.is_supported() && src.len() >= (ROWS - 1) * stride + k8);
+    assert!(dst.len() >= (k8 - 1) * dst_stride + ROWS);
     // SAFETY: feature checked; reads src[i * stride + p] and writes
-    // dst[p * dst_stride + i] for i < 8, p < k8, inside the asserted lengths.
-    unsafe { transpose_8_rows_impl(src.as_ptr(), stride, k8, dst.as_mut_ptr(), dst_stride) };
+    // dst[p * dst_stride + i] for i < ROWS, p < k8, inside the asserted lengths.
+    unsafe { transpose_rows_impl::<ROWS>(src.as_ptr(), stride, k8, dst.as_mut_ptr(), dst_stride) };
     k8
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn transpose_8_rows_impl(src: *const f32, stride: usize, k8: usize, dst: *mut f32, dst_stride: usize) {
-    // SAFETY: the bounds `transpose_8_rows` asserted.
+unsafe fn transpose_rows_impl<const ROWS: usize>(
+    src: *const f32,
+    stride: usize,
+    k8: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+) {
+    // SAFETY: the bounds `transpose_rows` asserted; rows >= ROWS are never read.
     unsafe {
+        let row =
+            |i: usize, p: usize| if i < ROWS { _mm256_loadu_ps(src.add(i * stride + p)) } else { _mm256_setzero_ps() };
+        let store = |at: *mut f32, v: __m256| {
+            if ROWS == 8 {
+                _mm256_storeu_ps(at, v);
+            } else {
+                // Lanes 0-3, then 4-5 (as one 64-bit store).
+                _mm_storeu_ps(at, _mm256_castps256_ps128(v));
+                _mm_store_sd(at.add(4).cast(), _mm_castps_pd(_mm256_extractf128_ps::<1>(v)));
+            }
+        };
         for p in (0..k8).step_by(8) {
-            let r: [__m256; 8] = [
-                _mm256_loadu_ps(src.add(p)),
-                _mm256_loadu_ps(src.add(stride + p)),
-                _mm256_loadu_ps(src.add(2 * stride + p)),
-                _mm256_loadu_ps(src.add(3 * stride + p)),
-                _mm256_loadu_ps(src.add(4 * stride + p)),
-                _mm256_loadu_ps(src.add(5 * stride + p)),
-                _mm256_loadu_ps(src.add(6 * stride + p)),
-                _mm256_loadu_ps(src.add(7 * stride + p)),
-            ];
+            let r: [__m256; 8] = std::array::from_fn(|i| row(i, p));
             // 1: interleave row pairs within each 128-bit half:
             //    t[0] = [r00 r10 r01 r11 | r04 r14 r05 r15], t[1] the columns 2, 3 | 6, 7.
             let t = [
@@ -165,8 +182,8 @@ unsafe fn transpose_8_rows_impl(src: *const f32, stride: usize, k8: usize, dst: 
             for j in 0..4 {
                 let lo = _mm256_permute2f128_ps::<0x20>(s[j], s[4 + j]);
                 let hi = _mm256_permute2f128_ps::<0x31>(s[j], s[4 + j]);
-                _mm256_storeu_ps(dst.add((p + j) * dst_stride), lo);
-                _mm256_storeu_ps(dst.add((p + j + 4) * dst_stride), hi);
+                store(dst.add((p + j) * dst_stride), lo);
+                store(dst.add((p + j + 4) * dst_stride), hi);
             }
         }
     }
