@@ -43,7 +43,7 @@ use crate::isa::Simd;
 
 /// How the k loop of [`microkernel_body`] is run, per kernel.
 ///
-/// `unroll` k steps per loop trip (with the `k % unroll` left in a plain
+/// `unroll` (at least 1) k steps per loop trip (with the `k % unroll` left in a plain
 /// loop after), and whether each step prefetches B [`B_PREFETCH_STEPS`]
 /// ahead. What pays differs by core and tile: see each ISA's kernel.
 #[derive(Clone, Copy)]
