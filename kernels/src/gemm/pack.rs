@@ -53,8 +53,8 @@ pub(crate) fn pack_panel<T: Element>(
     } else if cs == 1 {
         // Each source row is contiguous over k: read rows, write with stride
         // `width`. (A as stored for A·B, and B as stored for A·Bᵀ.)
-        // Eight rows at a time, so each packed row `p` gets 8 contiguous
-        // writes instead of 8 scattered ones; the rest one row at a time.
+        // Eight (or six) rows at a time, so each packed row `p` gets 8 (6)
+        // contiguous writes instead of scattered ones; the rest one row at a time.
         let row = |i: usize| &data[(r0 + i) * rs + c0..(r0 + i) * rs + c0 + kc];
         let mut i = 0;
         // The register transposes read f32 sources only.
@@ -75,24 +75,15 @@ pub(crate) fn pack_panel<T: Element>(
                 i += 16;
             }
         }
+        // Groups of 8 rows (an A panel of the AVX-512 tile, half a 16-wide B
+        // panel), then one of 6 (the AVX2 tile's A panel).
+        let group = (f32_data, rs, c0, kc, width);
         while i + 8 <= height {
-            // f32 with AVX: 8 × 8 blocks transposed in registers (an A panel
-            // of the 8-row AVX-512 tile); the k left, and other element
-            // types, element by element.
-            let done = match f32_data.filter(|_| simd_transpose_8()) {
-                Some(f) => transpose_rows::<8>(&f[(r0 + i) * rs + c0..], rs, kc, &mut dst[i..], width),
-                None => 0,
-            };
-            pack_rows::<T, 8>(std::array::from_fn(|r| row(i + r)), done, i, width, dst);
+            pack_row_group::<T, 8>(std::array::from_fn(|r| row(i + r)), group, r0 + i, i, dst);
             i += 8;
         }
         if height - i == 6 {
-            // The AVX2 tile's 6-row A panel: the same transposes, two rows short.
-            let done = match f32_data.filter(|_| simd_transpose_8()) {
-                Some(f) => transpose_rows::<6>(&f[(r0 + i) * rs + c0..], rs, kc, &mut dst[i..], width),
-                None => 0,
-            };
-            pack_rows::<T, 6>(std::array::from_fn(|r| row(i + r)), done, i, width, dst);
+            pack_row_group::<T, 6>(std::array::from_fn(|r| row(i + r)), group, r0 + i, i, dst);
             i += 6;
         }
         for i in i..height {
@@ -112,10 +103,22 @@ pub(crate) fn pack_panel<T: Element>(
     }
 }
 
-/// Packs k `from..` of `R` k-contiguous source rows into rows `i..i + R`
-/// of each packed k step, element by element, one k step at a time.
-fn pack_rows<T: Element, const R: usize>(rows: [&[T]; R], from: usize, i: usize, width: usize, dst: &mut [f32]) {
-    for (p, out) in dst.chunks_exact_mut(width).enumerate().skip(from) {
+/// Packs `R` k-contiguous source rows (`rows`, from source row `r`) into
+/// rows `i..i + R` of each packed k step. f32 with AVX: 8 × 8 blocks
+/// transposed in registers (`transpose_rows`); the k left, and other
+/// element types, element by element.
+fn pack_row_group<T: Element, const R: usize>(
+    rows: [&[T]; R],
+    (f32_data, rs, c0, kc, width): (Option<&[f32]>, usize, usize, usize, usize),
+    r: usize,
+    i: usize,
+    dst: &mut [f32],
+) {
+    let done = match f32_data.filter(|_| simd_transpose_rows()) {
+        Some(f) => transpose_rows::<R>(&f[r * rs + c0..], rs, kc, &mut dst[i..], width),
+        None => 0,
+    };
+    for (p, out) in dst.chunks_exact_mut(width).enumerate().skip(done) {
         for (o, src) in out[i..i + R].iter_mut().zip(&rows) {
             *o = src[p].to_f32();
         }
@@ -162,7 +165,7 @@ fn simd_transpose() -> bool {
 }
 
 /// Whether [`transpose_rows`] can run here.
-fn simd_transpose_8() -> bool {
+fn simd_transpose_rows() -> bool {
     #[cfg(target_arch = "x86_64")]
     return crate::isa::Isa::Avx2.is_supported();
     #[cfg(not(target_arch = "x86_64"))]
@@ -173,7 +176,7 @@ fn simd_transpose_8() -> bool {
 use crate::isa::avx2::transpose_rows;
 #[cfg(not(target_arch = "x86_64"))]
 fn transpose_rows<const ROWS: usize>(_: &[f32], _: usize, _: usize, _: &mut [f32], _: usize) -> usize {
-    unreachable!("simd_transpose_8() is false")
+    unreachable!("simd_transpose_rows() is false")
 }
 #[cfg(target_arch = "x86_64")]
 use crate::isa::avx512::transpose_16x16;
