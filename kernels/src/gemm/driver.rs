@@ -11,8 +11,9 @@
 //!           microkernel: C tile += A panel · B panel
 //! ```
 //!
-//! When the kernel would read each A panel once (a single B panel), A is
-//! read in place instead of packed (see `a_in_place`).
+//! The tasks are cut by `split`. When the kernel would read each A panel
+//! once (a single B panel), A is read in place instead of packed (see
+//! `a_in_place`).
 //!
 //! The first `pc` block applies the caller's `beta`; later blocks accumulate
 //! into C with `beta = 1`. Every C element is computed by the same sequence of
@@ -24,6 +25,7 @@ use super::catalog::{Blocking, Microkernel, Packing, MAX_TILE};
 use super::microkernel::InPlaceKernelFn;
 use super::pack::pack_panel;
 use super::pack_bf16::{pack_panel_pairs, pack_panel_rounded, pack_panel_tiles, pack_panel_tiles_b};
+use super::split::Split;
 use super::{MatMut, MatRef};
 use crate::Element;
 use rayon::prelude::*;
@@ -227,45 +229,6 @@ fn a_in_place<'a, TA: Element>(plan: &Plan, a: &MatRef<'a, TA>, n: usize) -> Opt
     let run = k.run_in_place.filter(|_| k.packing == Packing::F32 && !plan.round_bf16 && n <= k.nr)?;
     let data = TA::as_f32_slice(a.data())?;
     Some(InPlaceA { data, rs: a.row_stride(), cs: a.col_stride(), run })
-}
-
-/// How the rows and B panels of one (jc, pc) block are divided into tasks.
-///
-/// Rows are cut into `m_blocks` near-equal blocks of whole MR tiles, at most
-/// MC rows each; the count is rounded up to a multiple of the thread count
-/// so every thread gets equal work. If there are too few rows for that (a
-/// short, wide product), the B panels are split across threads as well.
-struct Split {
-    m: usize,
-    rows_per_block: usize,
-    m_blocks: usize,
-    npanels: usize,
-    n_splits: usize,
-}
-
-impl Split {
-    fn new(m: usize, npanels: usize, mr: usize, mc: usize, threads: usize) -> Split {
-        let tiles = m.div_ceil(mr);
-        let mut m_blocks = m.div_ceil(mc).next_multiple_of(threads).min(tiles);
-        let rows_per_block = tiles.div_ceil(m_blocks) * mr;
-        m_blocks = m.div_ceil(rows_per_block);
-        let n_splits = if m_blocks.is_multiple_of(threads) { 1 } else { threads.min(npanels) };
-        Split { m, rows_per_block, m_blocks, npanels, n_splits }
-    }
-
-    fn tasks(&self) -> usize {
-        self.m_blocks * self.n_splits
-    }
-
-    /// Task `t`'s rows of C and its range of B panels.
-    fn task(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-        let (mi, ni) = (t / self.n_splits, t % self.n_splits);
-        let r0 = mi * self.rows_per_block;
-        let rows = r0..(r0 + self.rows_per_block).min(self.m);
-        let per = self.npanels.div_ceil(self.n_splits);
-        let panels = (ni * per).min(self.npanels)..((ni + 1) * per).min(self.npanels);
-        (rows, panels)
-    }
 }
 
 /// The C block one task updates.

@@ -33,6 +33,7 @@ mod pack;
 mod pack_bf16;
 pub mod plan;
 pub mod precision;
+mod split;
 pub mod stats;
 mod transposed;
 
