@@ -72,13 +72,14 @@ thread_local! {
 /// Gradients of at least this many bytes keep their buffer across
 /// [`Var::zero_grad`], for the next step's gradient of the same size.
 ///
-/// That is glibc's largest mmap threshold (`trainer::memory`): a larger
-/// buffer is a fresh mapping on every allocation, whose pages the kernel
-/// faults in and zeroes on first write, and unmaps again when it is freed.
+/// That is glibc's largest mmap threshold (`trainer::memory`, which checks
+/// that the two agree when it compiles): a larger buffer is a fresh mapping
+/// on every allocation, whose pages the kernel faults in and zeroes on
+/// first write, and unmaps again when it is freed.
 /// The vocabulary-sized gradient of a tied embedding and LM head is such a
 /// buffer (113 MB for SmolLM2, 28K page faults per step). Kept, it costs
 /// its size between steps; the step's peak holds it anyway.
-const KEEP_BYTES: usize = 32 << 20;
+pub const KEEP_BYTES: usize = 32 << 20;
 
 /// At most this many buffers are kept (a tied head has one; an untied one two).
 const KEEP_COUNT: usize = 2;

@@ -36,6 +36,12 @@ mod mallopt_params {
     pub const M_ARENA_MAX: i32 = -8;
     /// The largest mmap threshold glibc accepts on 64-bit (`DEFAULT_MMAP_THRESHOLD_MAX`).
     pub const MMAP_THRESHOLD_MAX: i32 = 32 << 20;
+    // Gradients from this size up are the buffers that would be fresh
+    // mappings, so autograd keeps them between steps: one number, two crates.
+    const _: () = assert!(
+        autograd::KEEP_GRAD_BYTES == MMAP_THRESHOLD_MAX as usize,
+        "autograd keeps gradient buffers from glibc's mmap threshold up"
+    );
 }
 
 /// Limits glibc to one malloc arena, fixes its mmap threshold at 32 MiB and
