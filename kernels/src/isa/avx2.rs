@@ -129,7 +129,27 @@ pub(crate) fn transpose_rows<const ROWS: usize>(
     k8
 }
 
+/// Stores lanes `0..ROWS` (8, or 6) of `v` at `at`: with 6, lanes 0-3 and
+/// then 4-5 as one 64-bit store.
+///
+/// # Safety
+/// AVX must be available (`#[inline(always)]` compiles this inside the
+/// caller, which enables it); `at[..ROWS]` is valid for writes.
+#[inline(always)]
+unsafe fn store_row<const ROWS: usize>(at: *mut f32, v: __m256) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if ROWS == 8 {
+            _mm256_storeu_ps(at, v);
+        } else {
+            _mm_storeu_ps(at, _mm256_castps256_ps128(v));
+            _mm_store_sd(at.add(4).cast(), _mm_castps_pd(_mm256_extractf128_ps::<1>(v)));
+        }
+    }
+}
+
 #[target_feature(enable = "avx2")]
+#[allow(clippy::needless_range_loop)] // an index loop, not an iterator chain: see below
 unsafe fn transpose_rows_impl<const ROWS: usize>(
     src: *const f32,
     stride: usize,
@@ -138,20 +158,14 @@ unsafe fn transpose_rows_impl<const ROWS: usize>(
     dst_stride: usize,
 ) {
     // SAFETY: the bounds `transpose_rows` asserted; rows >= ROWS are never read.
+    // Plain loops and an `#[inline(always)]` helper, no closures: a closure
+    // does not get this function's target features (see `avx512::transpose_16x16_epi32`).
     unsafe {
-        let row =
-            |i: usize, p: usize| if i < ROWS { _mm256_loadu_ps(src.add(i * stride + p)) } else { _mm256_setzero_ps() };
-        let store = |at: *mut f32, v: __m256| {
-            if ROWS == 8 {
-                _mm256_storeu_ps(at, v);
-            } else {
-                // Lanes 0-3, then 4-5 (as one 64-bit store).
-                _mm_storeu_ps(at, _mm256_castps256_ps128(v));
-                _mm_store_sd(at.add(4).cast(), _mm_castps_pd(_mm256_extractf128_ps::<1>(v)));
-            }
-        };
         for p in (0..k8).step_by(8) {
-            let r: [__m256; 8] = std::array::from_fn(|i| row(i, p));
+            let mut r = [_mm256_setzero_ps(); 8];
+            for i in 0..ROWS {
+                r[i] = _mm256_loadu_ps(src.add(i * stride + p));
+            }
             // 1: interleave row pairs within each 128-bit half:
             //    t[0] = [r00 r10 r01 r11 | r04 r14 r05 r15], t[1] the columns 2, 3 | 6, 7.
             let t = [
@@ -182,8 +196,8 @@ unsafe fn transpose_rows_impl<const ROWS: usize>(
             for j in 0..4 {
                 let lo = _mm256_permute2f128_ps::<0x20>(s[j], s[4 + j]);
                 let hi = _mm256_permute2f128_ps::<0x31>(s[j], s[4 + j]);
-                store(dst.add((p + j) * dst_stride), lo);
-                store(dst.add((p + j + 4) * dst_stride), hi);
+                store_row::<ROWS>(dst.add((p + j) * dst_stride), lo);
+                store_row::<ROWS>(dst.add((p + j + 4) * dst_stride), hi);
             }
         }
     }
