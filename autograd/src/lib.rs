@@ -47,4 +47,4 @@ pub use ops::sum::sum;
 pub use ops::swiglu::swiglu;
 pub use ops::swiglu_linear::swiglu_linear;
 pub use ops::transpose::{permute, transpose};
-pub use var::{is_grad_enabled, no_grad, Var, KEEP_BYTES as KEEP_GRAD_BYTES};
+pub use var::{is_grad_enabled, no_grad, Var, KEEP_GRAD_BYTES};

@@ -65,7 +65,7 @@ pub struct Var(pub(crate) Rc<Handle>);
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
-    /// Gradient buffers [`Var::zero_grad`] kept for the next step (see [`KEEP_BYTES`]).
+    /// Gradient buffers [`Var::zero_grad`] kept for the next step (see [`KEEP_GRAD_BYTES`]).
     static SPARE_GRADS: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -79,7 +79,7 @@ thread_local! {
 /// The vocabulary-sized gradient of a tied embedding and LM head is such a
 /// buffer (113 MB for SmolLM2, 28K page faults per step). Kept, it costs
 /// its size between steps; the step's peak holds it anyway.
-pub const KEEP_BYTES: usize = 32 << 20;
+pub const KEEP_GRAD_BYTES: usize = 32 << 20;
 
 /// At most this many buffers are kept (a tied head has one; an untied one two).
 const KEEP_COUNT: usize = 2;
@@ -238,10 +238,10 @@ impl Var {
     }
 
     /// Forgets the accumulated gradient (the next backward starts from zero).
-    /// A large gradient's buffer is kept for the next step (see [`KEEP_BYTES`]).
+    /// A large gradient's buffer is kept for the next step (see [`KEEP_GRAD_BYTES`]).
     pub fn zero_grad(&self) {
         let Some(g) = self.0.node.grad.borrow_mut().take() else { return };
-        if g.len() * std::mem::size_of::<f32>() >= KEEP_BYTES {
+        if g.len() * std::mem::size_of::<f32>() >= KEEP_GRAD_BYTES {
             SPARE_GRADS.with(|s| {
                 let mut s = s.borrow_mut();
                 if s.len() == KEEP_COUNT {
