@@ -3,6 +3,7 @@
 //! is cheap to run: single-threaded scalar loops with libm's `exp`, what
 //! the kernels would be without vectorisation, threads and fusion.
 
+use kernels::nn::activation::{gelu, gelu_backward, swiglu, swiglu_backward};
 use kernels::nn::attention::{causal_attention, causal_attention_backward, AttentionShape};
 use kernels::nn::cross_entropy::{cross_entropy_backward, cross_entropy_forward, IGNORE_INDEX};
 use kernels::nn::norm::{norm_backward, norm_forward, NormKind};
@@ -151,6 +152,59 @@ fn attention_case(name: &str, q_heads: usize, kv_heads: usize) -> NnCase {
     }
 }
 
+/// GPT-2's GELU (tanh form) on its MLP activations, forward and backward.
+fn gelu_case(width: usize) -> NnCase {
+    let n = TOKENS * width;
+    let (x, dy) = (data(n, 12), data(n, 13));
+    let (mut y, mut dx) = (vec![0.0; n], vec![0.0; n]);
+    let (x2, dy2) = (x.clone(), dy.clone());
+    let (mut y2, mut dx2) = (vec![0.0; n], vec![0.0; n]);
+    NnCase {
+        name: format!("gelu {TOKENS}x{width}"),
+        // Forward reads x, writes y; backward reads x and dy, writes dx.
+        work: Work::Bytes(5 * 4 * n as u64),
+        hone: Box::new(move || {
+            gelu(&x, &mut y).unwrap();
+            gelu_backward(&x, &dy, &mut dx).unwrap();
+        }),
+        naive: Some(Box::new(move || {
+            let c = (2.0 / std::f32::consts::PI).sqrt();
+            for i in 0..n {
+                let x = x2[i];
+                let t = (c * (x + 0.044715 * x * x * x)).tanh();
+                y2[i] = 0.5 * x * (1.0 + t);
+                dx2[i] = dy2[i] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x));
+            }
+        })),
+    }
+}
+
+/// Llama's SwiGLU, `silu(g) ⊙ u`, forward and backward.
+fn swiglu_case(width: usize) -> NnCase {
+    let n = TOKENS * width;
+    let (g, u, dy) = (data(n, 14), data(n, 15), data(n, 16));
+    let (mut y, mut dg, mut du) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let (g2, u2, dy2) = (g.clone(), u.clone(), dy.clone());
+    let (mut y2, mut dg2, mut du2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    NnCase {
+        name: format!("swiglu {TOKENS}x{width}"),
+        // Forward reads g, u, writes y; backward reads g, u, dy, writes dg, du.
+        work: Work::Bytes(8 * 4 * n as u64),
+        hone: Box::new(move || {
+            swiglu(&g, &u, &mut y).unwrap();
+            swiglu_backward(&g, &u, &dy, &mut dg, &mut du).unwrap();
+        }),
+        naive: Some(Box::new(move || {
+            for i in 0..n {
+                let s = 1.0 / (1.0 + (-g2[i]).exp());
+                y2[i] = g2[i] * s * u2[i];
+                du2[i] = dy2[i] * g2[i] * s;
+                dg2[i] = dy2[i] * u2[i] * s * (1.0 + g2[i] * (1.0 - s));
+            }
+        })),
+    }
+}
+
 /// Every case, at the sizes of SmolLM2-135M (C 576, V 49152, 9/3 heads) and GPT-2 (C 768, V 50257, 12 heads).
 pub fn cases() -> Vec<NnCase> {
     vec![
@@ -161,5 +215,7 @@ pub fn cases() -> Vec<NnCase> {
         cross_entropy_case(50257),
         attention_case("SmolLM2", 9, 3),
         attention_case("GPT-2", 12, 12),
+        gelu_case(3072),
+        swiglu_case(1536),
     ]
 }

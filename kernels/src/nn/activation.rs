@@ -49,7 +49,13 @@ vectorized! {
 
 vectorized! {
     fn gelu_backward_loop(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-        dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(dx, (&x, &dy))| *dx = dy * gelu_grad1(x));
+        // An index loop, not `dx.iter_mut().zip(x.iter().zip(dy))`: with that
+        // nested zip, rustc left `Zip::fold` as a call to a function compiled
+        // without this one's target features, and the loop ran in SSE at a
+        // quarter of the forward's speed (seen in the disassembly).
+        for i in 0..dx.len().min(x.len()).min(dy.len()) {
+            dx[i] = dy[i] * gelu_grad1(x[i]);
+        }
     }
 }
 
