@@ -21,7 +21,7 @@ pub mod profile;
 mod var;
 
 pub use ops::add::add;
-pub use ops::attention::causal_attention;
+pub use ops::attention::{causal_attention, causal_attention_qkv};
 pub use ops::concat::concat;
 pub use ops::cross_entropy::{cross_entropy, IGNORE_INDEX};
 pub use ops::div::div;

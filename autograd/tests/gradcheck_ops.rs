@@ -170,6 +170,12 @@ proptest! {
     }
 
     #[test]
+    fn attention_on_fused_qkv(b in 1usize..3, t in 1usize..7, kv in 1usize..3, group in 1usize..4, d in 1usize..5, seed in 0u64..1000) {
+        let qkv = random_tensor(&[b, t, (kv * group + 2 * kv) * d], seed, 1.0);
+        ok(check(&[qkv], Tolerance::default(), |x| causal_attention_qkv(&x[0], kv * group, kv)))?;
+    }
+
+    #[test]
     fn cross_entropy_with_ignored_rows(rows in 1usize..7, vocab in 2usize..10, picks in prop::collection::vec(0i64..12, 7), seed in 0u64..1000) {
         // Targets past the vocabulary become the ignore index, so some rows are skipped.
         let targets: Vec<i64> = picks[..rows].iter().map(|&p| if p >= vocab as i64 { IGNORE_INDEX } else { p }).collect();

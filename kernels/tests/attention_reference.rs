@@ -3,7 +3,9 @@
 //! over shapes that cross the 64-row query blocks, with grouped heads and a
 //! key/value sequence longer than the queries (a KV cache).
 
-use kernels::nn::attention::{causal_attention, causal_attention_backward, AttentionShape};
+use kernels::nn::attention::{
+    causal_attention, causal_attention_backward, causal_attention_qkv, causal_attention_qkv_backward, AttentionShape,
+};
 use proptest::prelude::*;
 
 struct Reference {
@@ -101,6 +103,57 @@ proptest! {
                               group in 1usize..4, head_dim in 1usize..20, seed in 0u64..1000) {
         check(AttentionShape { batch, seq, kv_seq: seq + extra, q_heads: kv_heads * group, kv_heads, head_dim }, seed);
     }
+}
+
+/// The fused `[q | k | v]` layout gives the three-tensor call's bits: the
+/// output, and the gradient split back into its three parts.
+fn check_fused_matches_split(s: AttentionShape, seed: u64) {
+    let (rows, qw, kw) = (s.batch * s.seq, s.q_heads * s.head_dim, s.kv_heads * s.head_dim);
+    let (q, k, v, dout) = (
+        values(rows * qw, seed),
+        values(rows * kw, seed + 1),
+        values(rows * kw, seed + 2),
+        values(rows * qw, seed + 3),
+    );
+    let qkv: Vec<f32> =
+        (0..rows).flat_map(|r| [&q[r * qw..][..qw], &k[r * kw..][..kw], &v[r * kw..][..kw]].concat()).collect();
+    let (mut out, mut out_fused) = (vec![f32::NAN; rows * qw], vec![f32::NAN; rows * qw]);
+    let lse = causal_attention(s, &q, &k, &v, &mut out).unwrap();
+    let lse_fused = causal_attention_qkv(s, &qkv, &mut out_fused).unwrap();
+    assert_eq!(
+        out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        out_fused.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(lse, lse_fused);
+    let (mut dq, mut dk, mut dv) = (vec![f32::NAN; rows * qw], vec![f32::NAN; rows * kw], vec![f32::NAN; rows * kw]);
+    causal_attention_backward(s, &q, &k, &v, &out, &lse, &dout, &mut dq, &mut dk, &mut dv).unwrap();
+    let mut dqkv = vec![f32::NAN; qkv.len()];
+    causal_attention_qkv_backward(s, &qkv, &out, &lse, &dout, &mut dqkv).unwrap();
+    let want: Vec<f32> =
+        (0..rows).flat_map(|r| [&dq[r * qw..][..qw], &dk[r * kw..][..kw], &dv[r * kw..][..kw]].concat()).collect();
+    // Bits, so NaN (an element never written) fails too.
+    assert_eq!(
+        dqkv.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn fused_qkv_layout_matches_three_tensors() {
+    // GPT-2's layout (Hq = Hkv), crossing a query block; grouped heads; one row.
+    check_fused_matches_split(
+        AttentionShape { batch: 2, seq: 70, kv_seq: 70, q_heads: 3, kv_heads: 3, head_dim: 8 },
+        5,
+    );
+    check_fused_matches_split(AttentionShape { batch: 1, seq: 9, kv_seq: 9, q_heads: 6, kv_heads: 2, head_dim: 5 }, 6);
+    check_fused_matches_split(AttentionShape { batch: 1, seq: 1, kv_seq: 1, q_heads: 1, kv_heads: 1, head_dim: 3 }, 7);
+    // The fused layout has no KV cache: keys are the queries' positions.
+    let s = AttentionShape { batch: 1, seq: 2, kv_seq: 3, q_heads: 1, kv_heads: 1, head_dim: 2 };
+    assert!(causal_attention_qkv(s, &[0.0; 18], &mut [0.0; 4]).is_err());
+    let s = AttentionShape { kv_seq: 2, ..s };
+    assert!(causal_attention_qkv(s, &[0.0; 11], &mut [0.0; 4]).is_err());
+    assert!(causal_attention_qkv(s, &[0.0; 12], &mut [0.0; 5]).is_err());
+    assert!(causal_attention_qkv_backward(s, &[0.0; 12], &[0.0; 4], &[0.0; 2], &[0.0; 4], &mut [0.0; 11]).is_err());
 }
 
 #[test]

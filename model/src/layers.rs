@@ -6,8 +6,8 @@
 use crate::lora::Lora;
 use crate::rope::Rope;
 use autograd::{
-    add, causal_attention, dropout_mask, gelu, layer_norm, linear, lora_linear, matmul, narrow, reshape, rms_norm,
-    rope, swiglu, swiglu_linear, LoraLinear, Var,
+    add, causal_attention, causal_attention_qkv, dropout_mask, gelu, layer_norm, linear, lora_linear, matmul, narrow,
+    reshape, rms_norm, rope, swiglu, swiglu_linear, LoraLinear, Var,
 };
 use kernels::nn::attention::{causal_attention as attention_kernel, AttentionShape};
 use tensor::{Tensor, TensorError};
@@ -174,6 +174,12 @@ impl Attention {
         let s = x.shape();
         let (b, t) = (s[0], s[1]);
         let (hq, hkv, d) = (self.q_heads, self.kv_heads, self.head_dim);
+        if let (Projections::Fused { c_attn }, None, None) = (&self.proj, rope_tables, &cache) {
+            // Training and scoring with GPT-2's fused projection: attention
+            // reads q, k, v inside its (B, T, 3C) output, no split.
+            let out = causal_attention_qkv(&c_attn.forward(x, seed)?, hq, hkv)?; // (B, T, Hq, D)
+            return self.o.forward(&reshape(&out, &[b, t, hq * d])?, seed + 3);
+        }
         let (q, k, v) = match &self.proj {
             Projections::Fused { c_attn } => {
                 let qkv = c_attn.forward(x, seed)?; // (B, T, 3C)
