@@ -116,16 +116,12 @@ impl<'a> Inputs<'a> {
         Inputs { q: (q, Rows::packed(s.q_heads, s.head_dim)), k: (k, kv), v: (v, kv) }
     }
 
-    /// The layouts of `[q | k | v]` rows in one tensor.
-    fn fused_rows(s: AttentionShape) -> [Rows; 3] {
+    /// `[q | k | v]` rows in one tensor.
+    fn fused(s: AttentionShape, qkv: &'a [f32]) -> Inputs<'a> {
         let (qw, kw) = (s.q_heads * s.head_dim, s.kv_heads * s.head_dim);
         let stride = qw + 2 * kw;
-        [Rows { offset: 0, stride }, Rows { offset: qw, stride }, Rows { offset: qw + kw, stride }]
-    }
-
-    fn fused(s: AttentionShape, qkv: &'a [f32]) -> Inputs<'a> {
-        let [q, k, v] = Inputs::fused_rows(s);
-        Inputs { q: (qkv, q), k: (qkv, k), v: (qkv, v) }
+        let at = |offset| (qkv, Rows { offset, stride });
+        Inputs { q: at(0), k: at(qw), v: at(qw + kw) }
     }
 }
 
@@ -361,11 +357,7 @@ fn backward(
             Ok((dqs, dk_acc, dv_acc))
         })
         .collect::<Result<_, _>>()?;
-    // The gradients' layout is the inputs'.
-    let [dqr, dkr, dvr] = match grads {
-        Grads::Split { .. } => [orows, Rows::packed(kv_heads, d), Rows::packed(kv_heads, d)],
-        Grads::Fused(_) => Inputs::fused_rows(shape),
-    };
+    // The gradients' layout is the inputs' (qr, kr, vr).
     // Row `at` of part 0 (dq), 1 (dk) or 2 (dv).
     let mut put = |part: usize, at: usize, src: &[f32]| {
         let dst = match &mut grads {
@@ -379,12 +371,12 @@ fn backward(
     for (&(b, g), (dqs, dk_acc, dv_acc)) in tasks.iter().zip(&per_task) {
         for (j, dq_h) in dqs.iter().enumerate() {
             for t in 0..seq {
-                put(0, dqr.at(b * seq + t, g * group + j, d), &dq_h[t * d..(t + 1) * d]);
+                put(0, qr.at(b * seq + t, g * group + j, d), &dq_h[t * d..(t + 1) * d]);
             }
         }
         for t in 0..kv_seq {
-            put(1, dkr.at(b * kv_seq + t, g, d), &dk_acc[t * d..(t + 1) * d]);
-            put(2, dvr.at(b * kv_seq + t, g, d), &dv_acc[t * d..(t + 1) * d]);
+            put(1, kr.at(b * kv_seq + t, g, d), &dk_acc[t * d..(t + 1) * d]);
+            put(2, vr.at(b * kv_seq + t, g, d), &dv_acc[t * d..(t + 1) * d]);
         }
     }
     Ok(())
