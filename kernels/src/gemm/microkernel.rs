@@ -53,18 +53,18 @@ pub(crate) struct KLoop {
 }
 
 /// One k step per trip, prefetching B: the AVX-512 tiles, whose B
-/// micro-panels (576·48 floats, 108 KiB) stream from L2, and the NEON and
+/// micro-panels (768·48 floats, 144 KiB) stream from L2, and the NEON and
 /// scalar ones, as they were tuned.
 pub(crate) const STREAMED_B: KLoop = KLoop { unroll: 1, prefetch_b: true };
 
 /// How many k steps ahead the kernel asks for B's packed row.
 ///
-/// With KC = 576 the B micro-panel (576 × 48 floats = 108 KiB on AVX-512)
+/// With KC = 768 the B micro-panel (768 × 48 floats = 144 KiB on AVX-512)
 /// does not fit in L1, so each call streams it from L2: three cache lines per
 /// k step. The hardware prefetchers alone left the kernel at about 72% of
 /// the FMA peak inside whole GEMMs; asking 16 steps (3 KiB) ahead measured
-/// 4-5% faster on every `gemm-compare` shape (8 and 32 steps were the same,
-/// 4 less). Prefetches never fault, so running past the panel's end is harmless.
+/// 4-5% faster on every `gemm-compare` shape (at KC = 576; 8 and 32 steps
+/// were the same, 4 less). Prefetches never fault, so running past the panel's end is harmless.
 const B_PREFETCH_STEPS: usize = 16;
 
 /// Signature of a microkernel: `(k, a, b, c, ldc, alpha, beta)`, see the module contract.
