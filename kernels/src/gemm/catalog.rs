@@ -80,6 +80,12 @@ pub struct Microkernel {
 /// driver's scratch edge tile. Each ISA module asserts its tile fits.
 pub(crate) const MAX_TILE: usize = 32 * 32;
 
+/// The blocking of the AVX-512 f32 tiles, shared by the 8×48 kernel and
+/// its 16×16 narrow twin (MC = 336 is 42 tiles of 8 and 21 of 16); the
+/// comment in [`Microkernel::for_isa`] says how KC was chosen.
+#[cfg(target_arch = "x86_64")]
+const AVX512_F32_BLOCKING: Blocking = Blocking { mc: 336, kc: 768, nc: 4608 };
+
 impl Microkernel {
     /// The kernel for `isa`, or an error if this CPU cannot run it.
     pub fn for_isa(isa: Isa) -> Result<&'static Microkernel, KernelError> {
@@ -126,7 +132,7 @@ impl Microkernel {
             name: "avx512",
             mr: isa::avx512::MR,
             nr: isa::avx512::NR,
-            blocking: Blocking { mc: 336, kc: 768, nc: 4608 },
+            blocking: AVX512_F32_BLOCKING,
             packing: Packing::F32,
             run: isa::avx512::GEMM,
             run_in_place: Some(isa::avx512::GEMM_IN_PLACE),
@@ -166,8 +172,7 @@ impl Microkernel {
                 name: "avx512-narrow",
                 mr: isa::avx512::NARROW_MR,
                 nr: isa::avx512::NARROW_NR,
-                // The wide kernel's blocking: MC = 336 is 21 tiles of 16.
-                blocking: Blocking { mc: 336, kc: 768, nc: 4608 },
+                blocking: AVX512_F32_BLOCKING,
                 packing: Packing::F32,
                 run: isa::avx512::NARROW_GEMM,
                 run_in_place: Some(isa::avx512::NARROW_GEMM_IN_PLACE),
