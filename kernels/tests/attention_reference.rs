@@ -94,6 +94,57 @@ fn crosses_query_blocks_with_grouped_heads() {
     check(AttentionShape { batch: 2, seq: 130, kv_seq: 130, q_heads: 6, kv_heads: 2, head_dim: 8 }, 1);
     // A KV cache: 3 new queries over 67 keys.
     check(AttentionShape { batch: 1, seq: 3, kv_seq: 67, q_heads: 4, kv_heads: 1, head_dim: 16 }, 2);
+    // The training shape's head size, across blocks and a partial row panel.
+    check(AttentionShape { batch: 1, seq: 130, kv_seq: 130, q_heads: 2, kv_heads: 1, head_dim: 64 }, 3);
+    // A cache whose offset (63) is no multiple of a tile, keys over several
+    // tiles, and a head size of two and a bit column tiles.
+    check(AttentionShape { batch: 2, seq: 37, kv_seq: 100, q_heads: 3, kv_heads: 3, head_dim: 33 }, 4);
+}
+
+/// The products run on the selected kernel's tile (16×16 on AVX-512, else
+/// the main kernel's) and read A in place only where the kernel can: run the
+/// tests above again in child processes, once per other kernel this CPU has
+/// (`HONE_KERNEL`), so the AVX2 (6×16, in place) and scalar (4×4, packed A)
+/// paths are checked against the definition too.
+#[test]
+fn every_kernel_matches_the_definition() {
+    if std::env::var_os("HONE_KERNEL").is_some() {
+        return; // a child run: the parent chose the kernel
+    }
+    let exe = std::env::current_exe().unwrap();
+    for isa in kernels::Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        for test in
+            ["crosses_query_blocks_with_grouped_heads", "matches_the_definition", "same_bits_for_any_thread_count"]
+        {
+            let out = std::process::Command::new(&exe)
+                .args(["--exact", test, "--test-threads", "1"])
+                .env("HONE_KERNEL", isa.name())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success() && text.contains("1 passed"), "{} {test}:\n{text}", isa.name());
+        }
+    }
+}
+
+/// Each output element is one task's, in a fixed order: the same bits
+/// from a pool of one thread and of three.
+#[test]
+fn same_bits_for_any_thread_count() {
+    let s = AttentionShape { batch: 2, seq: 70, kv_seq: 70, q_heads: 4, kv_heads: 2, head_dim: 24 };
+    let (nq, nk) = (2 * 70 * 4 * 24, 2 * 70 * 2 * 24);
+    let (q, k, v, dout) = (values(nq, 9), values(nk, 10), values(nk, 11), values(nq, 12));
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut out = vec![0.0; nq];
+            let lse = causal_attention(s, &q, &k, &v, &mut out).unwrap();
+            let (mut dq, mut dk, mut dv) = (vec![0.0; nq], vec![0.0; nk], vec![0.0; nk]);
+            causal_attention_backward(s, &q, &k, &v, &out, &lse, &dout, &mut dq, &mut dk, &mut dv).unwrap();
+            [out, lse, dq, dk, dv].concat().iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(run(1), run(3));
 }
 
 proptest! {

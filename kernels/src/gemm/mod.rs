@@ -29,7 +29,7 @@ mod driver;
 pub mod matrix;
 pub mod microkernel;
 pub mod naive;
-mod pack;
+pub(crate) mod pack;
 mod pack_bf16;
 pub mod plan;
 pub mod precision;

@@ -10,12 +10,12 @@ use crate::isa::Isa;
 use crate::{Element, KernelError};
 
 /// Up to this many columns, the narrow kernel runs a product whenever it
-/// pads fewer columns than the wide one. Attention's products are this
-/// narrow: `T × T` blocks and `T × D` (64 = 48 + 16, 128 = 2·48 + 32 on
-/// the 8×48 tile, so a third of an 8×48 panel's FMAs were zeros). Measured
-/// on SmolLM2 LoRA: attention 146 -> 127 ms per step with this bound, 137
-/// with 64. Wider products stay on the wide tile, whose loads per FMA are
-/// fewer.
+/// pads fewer columns than the wide one: 64 = 48 + 16 and 128 = 2·48 + 32
+/// on the 8×48 tile, where a third of an 8×48 panel's FMAs would be zeros.
+/// Measured when attention's `T × T` and `T × D` blocks were `Gemm` calls
+/// (they now run on the 16×16 tile directly, see `nn::attention::tiles`):
+/// SmolLM2 LoRA attention 146 -> 127 ms per step with this bound, 137 with
+/// 64. Wider products stay on the wide tile, whose loads per FMA are fewer.
 const NARROW_MAX_COLUMNS: usize = 128;
 
 /// Whether a product of `n` columns runs on the narrow kernel (`narrow_nr`
@@ -228,7 +228,7 @@ impl Gemm {
         match (self.precision, self.bf16) {
             (Precision::F32, _) => f32_plan(false),
             (Precision::Bf16, None) => f32_plan(true),
-            // Narrow bf16 products (LoRA's rank-16 ones, attention's blocks)
+            // Narrow bf16 products (LoRA's rank-16 ones)
             // round while packing for the narrow f32 kernel: the bf16 kernels'
             // 48-column tiles would be two thirds padding, and these products
             // are bound by reading their operands, not by FMAs. The rounding,

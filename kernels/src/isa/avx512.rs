@@ -81,8 +81,8 @@ const _: () =
 
 /// The 16×16 AVX-512 SGEMM microkernel (contract: [`KernelFn`]), for
 /// narrow products: LoRA's rank-16 products (`x·Aᵀ`, `dh·B`, `dhᵀ·u`), and
-/// up to 128 columns where it pads fewer than 8×48 (attention's 64- and
-/// 128-wide blocks). On the 8×48 tile a 16-column product would fill one
+/// up to 128 columns where it pads fewer than 8×48; and every product of
+/// attention (`nn::attention::tiles`), whose widths are multiples of 16. On the 8×48 tile a 16-column product would fill one
 /// register of three and pad the rest with zeros: three times the FMAs, and
 /// every tile through the driver's scratch edge path. Per k step: one load of B,
 /// 16 broadcasts of A, 16 FMAs into 16 accumulators.
