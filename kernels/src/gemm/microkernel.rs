@@ -50,12 +50,25 @@ use crate::isa::Simd;
 pub(crate) struct KLoop {
     pub unroll: usize,
     pub prefetch_b: bool,
+    /// Prefetch A read in place when its k step is the long stride (see
+    /// [`STREAMED_B_STRIDED_A`]); packed kernels leave it off.
+    pub prefetch_a: bool,
 }
 
 /// One k step per trip, prefetching B: the AVX-512 tiles, whose B
 /// micro-panels (768·48 floats, 144 KiB) stream from L2, and the NEON and
 /// scalar ones, as they were tuned.
-pub(crate) const STREAMED_B: KLoop = KLoop { unroll: 1, prefetch_b: true };
+pub(crate) const STREAMED_B: KLoop = KLoop { unroll: 1, prefetch_b: true, prefetch_a: false };
+
+/// [`STREAMED_B`], and A read in place prefetched [`A_PREFETCH_STEPS`]
+/// ahead when its k step is the long stride (`rs_p > rs_i`): `Gᵀ·u`, whose
+/// A is a transposed activation, reads one 16-float run per k step from a
+/// row 576 or 1536 floats further on, a stride the hardware prefetcher did
+/// not keep up with once that activation had left the cache.
+pub(crate) const STREAMED_B_STRIDED_A: KLoop = KLoop { prefetch_a: true, ..STREAMED_B };
+
+/// How many k steps ahead a strided A is prefetched (see [`STREAMED_B_STRIDED_A`]).
+const A_PREFETCH_STEPS: usize = 24;
 
 /// How many k steps ahead the kernel asks for B's packed row.
 ///
@@ -157,11 +170,19 @@ pub(crate) unsafe fn microkernel_body_strided<S: Simd, const MR: usize, const NV
         }
         let mut acc = [[S::zero(); NV]; MR];
         let (mut a, mut b) = (a, b);
+        // The first and last of the MR elements a k step reads, when they
+        // are near each other and the next step is far.
+        let prefetch_a = steps.prefetch_a && rs_p > rs_i;
+        let (a_ahead, a_last) = (A_PREFETCH_STEPS * rs_p, (MR - 1) * rs_i);
         // `steps` is a constant at every call site, so after inlining the
         // inner loop is unrolled `steps.unroll` times with no counter of its own.
         let trips = k / steps.unroll;
         for _ in 0..trips {
             for _ in 0..steps.unroll {
+                if prefetch_a {
+                    S::prefetch(a.wrapping_add(a_ahead));
+                    S::prefetch(a.wrapping_add(a_ahead + a_last));
+                }
                 k_step::<S, MR, NV>(&mut acc, a, rs_i, b, steps.prefetch_b);
                 // `wrapping_add`: after the last step, A read in place may point
                 // past the end of its slice (it is not dereferenced there).

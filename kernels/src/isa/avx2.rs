@@ -71,7 +71,7 @@ pub(crate) const GEMM: KernelFn = gemm_6x16;
 /// prefetch only takes a load slot. Timed on Zen 3 (2 vCPUs), alternating
 /// with the one-step loop in one process, single-threaded whole GEMMs of
 /// the step's shapes: 5-20% faster, on every shape.
-const K_LOOP: KLoop = KLoop { unroll: 4, prefetch_b: false };
+const K_LOOP: KLoop = KLoop { unroll: 4, prefetch_b: false, prefetch_a: false };
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, alpha: f32, beta: f32) {

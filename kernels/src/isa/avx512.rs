@@ -9,7 +9,9 @@
 //! exactly, so no edge tiles, and it leaves registers to spare.
 
 use super::Simd;
-use crate::gemm::microkernel::{microkernel_body, microkernel_body_strided, InPlaceKernelFn, KernelFn, STREAMED_B};
+use crate::gemm::microkernel::{
+    microkernel_body, microkernel_body_strided, InPlaceKernelFn, KernelFn, STREAMED_B, STREAMED_B_STRIDED_A,
+};
 use crate::peak::fma_probe_body;
 use std::arch::x86_64::*;
 
@@ -116,7 +118,9 @@ unsafe fn gemm_in_place<const ROWS: usize, const NV: usize>(
     beta: f32,
 ) {
     // SAFETY: forwarded contract of `InPlaceKernelFn`; the feature is enabled on this function.
-    unsafe { microkernel_body_strided::<Avx512, ROWS, NV>(STREAMED_B, k, a, rs_i, rs_p, b, c, ldc, alpha, beta) }
+    unsafe {
+        microkernel_body_strided::<Avx512, ROWS, NV>(STREAMED_B_STRIDED_A, k, a, rs_i, rs_p, b, c, ldc, alpha, beta)
+    }
 }
 
 /// The 16 × 16 transpose of 32-bit elements: column `q` of the rows `r`
