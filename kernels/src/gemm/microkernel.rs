@@ -65,6 +65,7 @@ pub(crate) const STREAMED_B: KLoop = KLoop { unroll: 1, prefetch_b: true, prefet
 /// A is a transposed activation, reads one 16-float run per k step from a
 /// row 576 or 1536 floats further on, a stride the hardware prefetcher did
 /// not keep up with once that activation had left the cache.
+#[cfg(target_arch = "x86_64")] // only AVX-512's in-place kernel uses it
 pub(crate) const STREAMED_B_STRIDED_A: KLoop = KLoop { prefetch_a: true, ..STREAMED_B };
 
 /// How many k steps ahead a strided A is prefetched (see [`STREAMED_B_STRIDED_A`]).
