@@ -171,8 +171,9 @@ pub(crate) unsafe fn microkernel_body_strided<S: Simd, const MR: usize, const NV
         }
         let mut acc = [[S::zero(); NV]; MR];
         let (mut a, mut b) = (a, b);
-        // The first and last of the MR elements a k step reads, when they
-        // are near each other and the next step is far.
+        // With the k step the long stride (a transposed A, rs_i = 1, the
+        // case this is for), one step's MR elements lie in one or two cache
+        // lines: prefetch those of its first and last element, A_PREFETCH_STEPS ahead.
         let prefetch_a = steps.prefetch_a && rs_p > rs_i;
         let (a_ahead, a_last) = (A_PREFETCH_STEPS * rs_p, (MR - 1) * rs_i);
         // `steps` is a constant at every call site, so after inlining the
