@@ -30,7 +30,7 @@ pub use ops::embedding::embedding;
 pub use ops::gelu::gelu;
 pub use ops::layer_norm::layer_norm;
 pub use ops::linear::linear;
-pub use ops::linear_cross_entropy::{linear_cross_entropy, linear_cross_entropy_blocked};
+pub use ops::linear_cross_entropy::{linear_cross_entropy, linear_cross_entropy_blocked, linear_cross_entropy_online};
 pub use ops::lora_linear::{lora_linear, LoraLinear};
 pub use ops::matmul::matmul;
 pub use ops::mean::mean;

@@ -190,6 +190,15 @@ proptest! {
         let w = random_tensor(&[vocab, hidden], seed + 1, 1.5);
         ok(check(&[x, w], Tolerance::default(), |v| linear_cross_entropy_blocked(&v[0], &v[1], &targets, block)))?;
     }
+
+    #[test]
+    fn linear_cross_entropy_in_vocabulary_chunks(rows in 1usize..9, hidden in 1usize..6, vocab in 2usize..12, chunk in 1usize..5, picks in prop::collection::vec(0i64..14, 8), seed in 0u64..1000) {
+        let targets: Vec<i64> = picks[..rows].iter().map(|&p| if p >= vocab as i64 { IGNORE_INDEX } else { p }).collect();
+        let x = random_tensor(&[rows, hidden], seed, 1.5);
+        // The chunked path is for a W that does not train: a constant here.
+        let w = Var::constant(random_tensor(&[vocab, hidden], seed + 1, 1.5));
+        ok(check(&[x], Tolerance::default(), |v| linear_cross_entropy_online(&v[0], &w, &targets, chunk)))?;
+    }
 }
 
 proptest! {
@@ -258,7 +267,7 @@ fn lora_linear_equals_the_unfused_ops() {
 
 /// The fused op against `cross_entropy(linear(x, W))`: the same loss bit
 /// for bit, the same gradients to rounding, for any block size, for a
-/// frozen W, and under `no_grad`.
+/// frozen W, and under `no_grad`; the chunked path of a frozen W to rounding.
 #[test]
 fn linear_cross_entropy_equals_the_unfused_ops() {
     let (rows, hidden, vocab) = (13, 7, 29);
@@ -288,11 +297,32 @@ fn linear_cross_entropy_equals_the_unfused_ops() {
             }
         }
     }
+    // The chunked path (a W that does not train): the loss to rounding, as
+    // its log-sum-exp is summed a chunk at a time.
+    let (loss, gx, _) = run(None, false);
+    for chunk in [1, 4, 5, 28, 29, 64] {
+        let x = Var::parameter(xt.clone());
+        let w = Var::constant(wt.clone());
+        let c_loss = linear_cross_entropy_online(&x, &w, &targets, chunk).unwrap();
+        c_loss.backward_with(Tensor::from_vec(vec![0.75], &[]).unwrap()).unwrap();
+        assert!((c_loss.item().unwrap() - loss).abs() <= 1e-6 * (1.0 + loss.abs()), "loss, chunk {chunk}");
+        assert!(close(&x.grad().unwrap().to_f32_vec(), &gx), "dx, chunk {chunk}");
+        assert!(w.grad().is_none());
+    }
     let x = Var::parameter(xt.clone());
     let w = Var::parameter(wt.clone());
     let evaluated = no_grad(|| linear_cross_entropy_blocked(&x, &w, &targets, 3).unwrap());
     assert!(!evaluated.requires_grad());
     assert_eq!(evaluated.item().unwrap(), run(None, true).0);
+    // Evaluation of a trained W goes through the chunked path.
+    let evaluated = no_grad(|| linear_cross_entropy(&x, &w, &targets).unwrap()).item().unwrap();
+    assert!((evaluated - loss).abs() <= 1e-6 * (1.0 + loss.abs()));
+    let err = linear_cross_entropy_online(&x, &w, &targets, 4).unwrap_err();
+    assert!(err.to_string().contains("W trains"), "{err}");
+    let mut bad_targets = targets.clone();
+    bad_targets[2] = 29;
+    let err = no_grad(|| linear_cross_entropy(&x, &w, &bad_targets)).unwrap_err();
+    assert!(err.to_string().contains("target 29 at row 2"), "{err}");
     let err = linear_cross_entropy(&x, &w, &targets[1..]).unwrap_err();
     assert!(err.to_string().contains("12 rows"), "{err}");
 }

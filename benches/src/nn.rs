@@ -7,6 +7,7 @@ use kernels::nn::activation::{gelu, gelu_backward, swiglu, swiglu_backward};
 use kernels::nn::attention::{causal_attention, causal_attention_backward, AttentionShape};
 use kernels::nn::cross_entropy::{cross_entropy_backward, cross_entropy_forward, IGNORE_INDEX};
 use kernels::nn::norm::{norm_backward, norm_forward, NormKind};
+use kernels::nn::online_softmax::OnlineSoftmax;
 use kernels::nn::softmax::{softmax, softmax_backward};
 
 /// Tokens per batch: B = 4 sequences of T = 128.
@@ -134,6 +135,49 @@ fn cross_entropy_case(vocab: usize) -> NnCase {
     }
 }
 
+/// The frozen LM head's online softmax: 512 rows of a `vocab` vocabulary
+/// folded in chunks of `chunk` columns, as `linear_cross_entropy_online`
+/// folds each chunk of logits between its two products. Each chunk is first
+/// restored from a copy (the fold writes `exp` over it), and that copy is
+/// counted in the bytes: it reads and writes each logit once, and so does the fold.
+fn online_softmax_case(vocab: usize, chunk: usize) -> NnCase {
+    let chunks: Vec<Vec<f32>> =
+        (0..vocab.div_ceil(chunk)).map(|c| data(TOKENS * chunk.min(vocab - c * chunk), 20 + c as u32)).collect();
+    let chunks2 = chunks.clone();
+    let mut work = vec![0.0; TOKENS * chunk];
+    let mut rho = vec![0.0; TOKENS];
+    NnCase {
+        name: format!("online_softmax {TOKENS}x{vocab} in {chunk}"),
+        work: Work::Bytes(4 * 4 * (TOKENS * vocab) as u64),
+        hone: Box::new(move || {
+            let mut state = OnlineSoftmax::new(TOKENS);
+            for c in &chunks {
+                let z = &mut work[..c.len()];
+                z.copy_from_slice(c);
+                state.fold(z, c.len() / TOKENS, |_| false, &mut rho).unwrap();
+            }
+            std::hint::black_box(state.sums());
+        }),
+        naive: Some(Box::new(move || {
+            let (mut m, mut s) = (vec![f32::NEG_INFINITY; TOKENS], vec![0.0f32; TOKENS]);
+            let mut z = Vec::new();
+            for c in &chunks2 {
+                z.clear();
+                z.extend_from_slice(c);
+                let width = c.len() / TOKENS;
+                for (r, row) in z.chunks_mut(width).enumerate() {
+                    let m_new = row.iter().cloned().fold(m[r], f32::max);
+                    let rho = if m[r] == f32::NEG_INFINITY { 0.0 } else { (m[r] - m_new).exp() };
+                    row.iter_mut().for_each(|v| *v = (*v - m_new).exp());
+                    s[r] = s[r] * rho + row.iter().sum::<f32>();
+                    m[r] = m_new;
+                }
+            }
+            std::hint::black_box(&s);
+        })),
+    }
+}
+
 fn attention_case(name: &str, q_heads: usize, kv_heads: usize) -> NnCase {
     let shape = AttentionShape { batch: 4, seq: 128, kv_seq: 128, q_heads, kv_heads, head_dim: 64 };
     let (nq, nk) = (TOKENS * q_heads * 64, TOKENS * kv_heads * 64);
@@ -213,6 +257,7 @@ pub fn cases() -> Vec<NnCase> {
         norm_case(NormKind::Rms, 576),
         cross_entropy_case(49152),
         cross_entropy_case(50257),
+        online_softmax_case(49152, 4096),
         attention_case("SmolLM2", 9, 3),
         attention_case("GPT-2", 12, 12),
         gelu_case(3072),

@@ -66,10 +66,7 @@ pub fn plan(model: &Model, batch: usize, seq: usize) -> MemoryPlan {
     p.activations = 4 * batch * seq * (c.num_layers * per_token_layer + 2 * h);
     let rows = batch * seq;
     p.logits = match model.plain_head_weight() {
-        Some(w) => {
-            let block_rows = autograd::ops::linear_cross_entropy::block_rows(rows, c.vocab_size, w.requires_grad());
-            4 * c.vocab_size * block_rows.min(rows)
-        }
+        Some(w) => 4 * autograd::ops::linear_cross_entropy::logits_floats(rows, c.vocab_size, w.requires_grad()),
         None => 2 * 4 * rows * c.vocab_size,
     };
     p

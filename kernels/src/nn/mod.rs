@@ -10,6 +10,8 @@
 //! - [`rope`]: rotary position embedding (Llama's half-rotation layout).
 //! - [`embedding`]: gather rows of a table, and the scatter-add backward.
 //! - [`cross_entropy`]: log-softmax and negative log-likelihood fused, with an ignore index.
+//! - [`online_softmax`]: softmax over rows that arrive a chunk of columns at a
+//!   time (the LM head over a vocabulary in chunks).
 //! - [`attention`]: causal multi-head attention with grouped-query heads, fused
 //!   (scores, mask, softmax and weighted sum never leave a block of 64 rows).
 //!
@@ -35,6 +37,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod exp;
 pub mod norm;
+pub mod online_softmax;
 mod reduce;
 pub mod rope;
 pub mod softmax;

@@ -22,32 +22,53 @@
 //! (`2·N·V` floats), plus `dx` and, for a trained W, `dW`, which is the size
 //! of the gradient W receives anyway. The work is the unfused op's: three
 //! products of `N·C·V`; W is packed once per block rather than once.
-//! Without recording (evaluation) only the loss is computed.
 //!
 //! The loss is the unfused op's bit for bit (the same per-row `lse`, summed
 //! in row order in f64); `dW` sums its blocks in a different order, so it
 //! agrees to rounding.
+//!
+//! A W that does not train (LoRA, a frozen head, and evaluation, where
+//! nothing trains) takes the chunked path of [`online`] instead: columns of
+//! the vocabulary a chunk at a time, so neither the rows' logits nor a large
+//! block of them is ever held.
+
+pub mod online;
 
 use crate::var::spare_buffer;
 use crate::{is_grad_enabled, Var};
 use kernels::nn::cross_entropy::{cross_entropy_forward, cross_entropy_grad_in_place, IGNORE_INDEX};
+pub use online::linear_cross_entropy_online;
 use tensor::{matmul_into, Tensor, TensorError};
 
 /// How many bytes of logits one block may hold when W trains.
 const BLOCK_BYTES: usize = 64 << 20;
 
 /// The mean cross-entropy of `x · Wᵀ` against `targets` (one per row of
-/// `x`, [`IGNORE_INDEX`] skipped), `x` `(..., C)` and `W` `(V, C)`, in
-/// blocks of rows sized by [`block_rows`].
+/// `x`, [`IGNORE_INDEX`] skipped), `x` `(..., C)` and `W` `(V, C)`: in
+/// blocks of rows sized by [`block_rows`] when W trains, otherwise in chunks
+/// of the vocabulary sized by [`online::chunk_cols`].
 pub fn linear_cross_entropy(x: &Var, w: &Var, targets: &[i64]) -> Result<Var, TensorError> {
     let vocab = w.shape().first().copied().unwrap_or(1);
     let w_trains = is_grad_enabled() && w.requires_grad();
-    linear_cross_entropy_blocked(x, w, targets, block_rows(targets.len(), vocab, w_trains))
+    match w_trains || targets.is_empty() {
+        true => linear_cross_entropy_blocked(x, w, targets, block_rows(targets.len(), vocab, w_trains)),
+        false => linear_cross_entropy_online(x, w, targets, online::chunk_cols(targets.len(), vocab)),
+    }
+}
+
+/// The floats of logits [`linear_cross_entropy`] holds at once for `rows`
+/// rows of a `vocab`-sized head (for memory estimates).
+pub fn logits_floats(rows: usize, vocab: usize, w_trains: bool) -> usize {
+    match w_trains {
+        true => vocab * block_rows(rows, vocab, true).min(rows),
+        false => rows * online::chunk_cols(rows, vocab),
+    }
 }
 
 /// Rows per block for `rows` rows of a `vocab`-sized head: the fewest even
 /// blocks whose logits fit in about 64 MiB when W trains, 128 MiB when it
-/// does not. Every block packs W twice, so fewer blocks are faster and more
+/// does not (which [`linear_cross_entropy`] now gives to the chunked path;
+/// tests and measurements still call the blocked one). Every block packs W twice, so fewer blocks are faster and more
 /// blocks are smaller (the head of SmolLM2 LoRA at B=4, T=128, measured:
 /// 365 ms per step with 32 MiB blocks, 318 with 64, 290 with one 100 MiB
 /// block; again this stop, on another machine: 344-400 with 64 MiB, 316-326
@@ -74,32 +95,46 @@ thread_local! {
 /// kernel faults in and zeroes on first write, every step (12K page faults
 /// per step). Kept, it costs its size in resident memory between steps,
 /// when a step is far below its peak (the block is alive at the peak anyway).
-fn reused_block(len: usize) -> Vec<f32> {
+pub(super) fn reused_block(len: usize) -> Vec<f32> {
     let mut v = BLOCK.with(|b| std::mem::take(&mut *b.borrow_mut()));
     v.resize(len, 0.0);
     v
 }
 
 /// Keeps `v` for the next call on this thread.
-fn keep_block(v: Vec<f32>) {
+pub(super) fn keep_block(v: Vec<f32>) {
     BLOCK.with(|b| *b.borrow_mut() = v);
 }
 
-/// [`linear_cross_entropy`] with an explicit block of `block_rows` rows
-/// (tests use small blocks to cross block edges).
-pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_rows: usize) -> Result<Var, TensorError> {
+/// Checks `x` `(..., C)` holds one row per target and `W` is `(V, C)`;
+/// returns `x`'s shape, `V` and `C`. `block` is the caller's block or chunk
+/// size, which must not be 0.
+pub(super) fn validate(
+    xv: &Tensor,
+    wv: &Tensor,
+    targets: &[i64],
+    block: usize,
+) -> Result<(Vec<usize>, usize, usize), TensorError> {
     let bad = |detail: String| TensorError::shape("linear_cross_entropy", detail);
-    let (xv, wv) = (x.value(), w.value());
     let x_shape = xv.shape().to_vec();
     let &[vocab, hidden] = wv.shape() else {
         return Err(bad(format!("weight must be (vocab, hidden), got {:?}", wv.shape())));
     };
     let rows = targets.len();
-    if x_shape.last() != Some(&hidden) || x_shape.iter().product::<usize>() != rows * hidden || block_rows == 0 {
+    if x_shape.last() != Some(&hidden) || x_shape.iter().product::<usize>() != rows * hidden || block == 0 {
         return Err(bad(format!(
-            "x {x_shape:?} does not hold {rows} rows of the weight's {hidden} inputs (block of {block_rows} rows)"
+            "x {x_shape:?} does not hold {rows} rows of the weight's {hidden} inputs (block of {block})"
         )));
     }
+    Ok((x_shape, vocab, hidden))
+}
+
+/// [`linear_cross_entropy`] with an explicit block of `block_rows` rows
+/// (tests use small blocks to cross block edges).
+pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_rows: usize) -> Result<Var, TensorError> {
+    let (xv, wv) = (x.value(), w.value());
+    let (x_shape, vocab, hidden) = validate(&xv, &wv, targets, block_rows)?;
+    let rows = targets.len();
     let x2 = xv.reshape(&[rows, hidden])?; // (N, C)
     let w_t = wv.transpose(0, 1)?; // (C, V), a view
     let count = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
