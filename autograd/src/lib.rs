@@ -22,6 +22,7 @@ mod var;
 
 pub use ops::add::add;
 pub use ops::attention::{causal_attention, causal_attention_qkv};
+pub use ops::checkpoint::checkpoint;
 pub use ops::concat::concat;
 pub use ops::cross_entropy::{cross_entropy, IGNORE_INDEX};
 pub use ops::div::div;

@@ -209,6 +209,11 @@ impl Var {
         g.as_ref().map(|g| Tensor::from_vec(g.clone(), &self.shape()).expect("gradient has the value's size"))
     }
 
+    /// Moves the accumulated gradient out, leaving none.
+    pub(crate) fn take_grad(&self) -> Option<Vec<f32>> {
+        self.0.node.grad.borrow_mut().take()
+    }
+
     /// Runs `f` on the accumulated gradient without copying it.
     pub fn with_grad<R>(&self, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
         f(self.0.node.grad.borrow().as_deref())

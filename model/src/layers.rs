@@ -240,6 +240,28 @@ impl Block {
         (&mut self.norm1, &mut self.norm2, linears)
     }
 
+    /// The block's Vars that need a gradient (for [`autograd::checkpoint`]).
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        let mut me = self.clone();
+        let (norm1, norm2, linears) = me.parts_mut();
+        let mut out = Vec::new();
+        for norm in [norm1, norm2] {
+            match norm {
+                Norm::Layer { weight, bias, .. } => out.extend([weight.clone(), bias.clone()]),
+                Norm::Rms { weight, .. } => out.push(weight.clone()),
+            }
+        }
+        for lin in linears {
+            out.push(lin.weight.clone());
+            out.extend(lin.bias.clone());
+            if let Some(lora) = &lin.lora {
+                out.extend([lora.a.clone(), lora.b.clone()]);
+            }
+        }
+        out.retain(|v| v.requires_grad());
+        out
+    }
+
     pub fn forward(
         &self,
         x: &Var,

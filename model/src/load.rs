@@ -142,6 +142,7 @@ fn build(dir: &Path, weights: Option<Weights>, config: Config, seed: u64) -> Res
                 config,
                 dir: dir.to_path_buf(),
                 dropout_seed: Cell::new(0),
+                recompute: Cell::new(false),
                 source_dtype,
             }
         }
@@ -184,6 +185,7 @@ fn build(dir: &Path, weights: Option<Weights>, config: Config, seed: u64) -> Res
                 config,
                 dir: dir.to_path_buf(),
                 dropout_seed: Cell::new(0),
+                recompute: Cell::new(false),
                 source_dtype,
             }
         }

@@ -32,6 +32,9 @@ pub struct Model {
     pub(crate) rope: Option<Rope>,
     /// Seed of the next forward's dropout masks (LoRA dropout only).
     pub(crate) dropout_seed: Cell<u64>,
+    /// Whether training forwards recompute each block in the backward
+    /// instead of keeping its activations (see [`Model::set_recompute`]).
+    pub(crate) recompute: Cell<bool>,
 }
 
 /// What one LoRA-wrapped layer folds into its weight: `W + (α/r)·B·A`.
@@ -153,14 +156,37 @@ impl Model {
             x = add(&x, &embedding(wpe, &pos)?)?; // + (T, C), broadcast over B
         }
         let tables = rope_tables(self.rope.as_ref(), start, seq)?;
+        let recompute = self.recompute.get() && cache.is_none() && autograd::is_grad_enabled();
         for (l, block) in self.blocks.iter().enumerate() {
+            let block_seed = seed + 100 * l as u64;
+            if recompute {
+                // Only the block's input is kept; its activations are
+                // rebuilt in the backward (the same dropout masks: same seed).
+                let (block, tables) = (block.clone(), tables.clone());
+                let f = move |x: &Var| block.forward(x, tables.as_ref(), None, block_seed);
+                x = autograd::checkpoint(&x, &self.blocks[l].trainable_vars(), f)?;
+                continue;
+            }
             let slot = cache.as_deref_mut().map(|k| (&mut k.layers[l], start));
-            x = block.forward(&x, tables.as_ref(), slot, seed + 100 * l as u64)?;
+            x = block.forward(&x, tables.as_ref(), slot, block_seed)?;
         }
         if let Some(k) = cache {
             k.len += seq;
         }
         self.final_norm.forward(&x)
+    }
+
+    /// Activation recomputation: with `on`, a training forward keeps only
+    /// each block's input, and the backward runs the block again before
+    /// back-propagating through it (one block's activations at a time, for
+    /// one more forward's time). Evaluation and generation are unaffected.
+    pub fn set_recompute(&self, on: bool) {
+        self.recompute.set(on);
+    }
+
+    /// Whether [`Model::set_recompute`] is on.
+    pub fn recomputes(&self) -> bool {
+        self.recompute.get()
     }
 
     /// Sets the seed of the next forward's dropout masks (LoRA dropout).
@@ -340,6 +366,7 @@ impl Model {
             lm_head: self.lm_head.clone(),
             rope: self.rope.clone(),
             dropout_seed: self.dropout_seed.clone(),
+            recompute: self.recompute.clone(),
             source_dtype: self.source_dtype,
         }
     }

@@ -76,12 +76,24 @@ pub struct BenchJob {
     pub prompt_fraction: f64,
     /// Matmul precision of the run.
     pub precision: Precision,
+    /// Recompute each block in the backward (`Model::set_recompute`). The
+    /// FLOPs and MFU count the model's work only, not the recomputation.
+    pub recompute: bool,
 }
 
 impl BenchJob {
     /// `steps` timed steps of B×T after one warm-up step, nothing masked.
     pub fn new(batch: usize, seq: usize, steps: usize) -> BenchJob {
-        BenchJob { batch, seq, warmup: 1, steps, profile: false, prompt_fraction: 0.0, precision: Precision::F32 }
+        BenchJob {
+            batch,
+            seq,
+            warmup: 1,
+            steps,
+            profile: false,
+            prompt_fraction: 0.0,
+            precision: Precision::F32,
+            recompute: false,
+        }
     }
 
     /// Labels of `ids` with each row's first `prompt_fraction` ignored.
@@ -161,6 +173,7 @@ pub fn run(mut model: Model, lora: Option<LoraConfig>, job: &BenchJob) -> Result
     let BenchJob { batch, seq, warmup, steps, profile, .. } = *job;
     crate::memory::keep_resident_memory_flat();
     kernels::gemm::set_matmul_precision(job.precision);
+    model.set_recompute(job.recompute);
     let is_lora = lora.is_some();
     match &lora {
         Some(l) => {

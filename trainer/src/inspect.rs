@@ -63,7 +63,13 @@ pub fn plan(model: &Model, batch: usize, seq: usize) -> MemoryPlan {
     let activation_inputs = if c.arch == Arch::Gpt2 { i } else { 2 * i };
     let mlp = activation_inputs + if model.mlp_keeps_product() { i } else { 0 };
     let per_token_layer = 4 * h + 2 * qkv + c.num_heads * d + h + mlp;
-    p.activations = 4 * batch * seq * (c.num_layers * per_token_layer + 2 * h);
+    // With recomputation, each block keeps only its input (h), and one block's
+    // activations exist at a time, while it is recomputed.
+    let kept_layers = match model.recomputes() {
+        true => c.num_layers * h + per_token_layer,
+        false => c.num_layers * per_token_layer,
+    };
+    p.activations = 4 * batch * seq * (kept_layers + 2 * h);
     let rows = batch * seq;
     p.logits = match model.plain_head_weight() {
         Some(w) => 4 * autograd::ops::linear_cross_entropy::logits_floats(rows, c.vocab_size, w.requires_grad()),
@@ -126,4 +132,24 @@ pub fn report(c: &TrainConfig) -> Result<String> {
         mib(p.logits),
         mib(p.total()),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With recomputation the estimate keeps one input per block and one
+    /// block's activations, which is below keeping every block's.
+    #[test]
+    fn recompute_estimates_less_activation_memory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/llama");
+        let model = Model::load(dir).unwrap();
+        let kept = plan(&model, 4, 64).activations;
+        model.set_recompute(true);
+        let again = plan(&model, 4, 64).activations;
+        let (layers, h) = (model.config.num_layers, model.config.hidden_size);
+        let per_layer = (kept / (4 * 4 * 64) - 2 * h) / layers;
+        assert_eq!(again, 4 * 4 * 64 * (layers * h + per_layer + 2 * h));
+        assert!(layers < 2 || again < kept, "{again} vs {kept}");
+    }
 }

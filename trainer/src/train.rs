@@ -72,6 +72,9 @@ pub struct TrainConfig {
     /// Matmul precision (`kernels::gemm::precision`); weights, gradients and
     /// optimizer state are f32 either way.
     pub precision: Precision,
+    /// Recompute each block's activations in the backward instead of
+    /// keeping them (`Model::set_recompute`): less memory, one more forward.
+    pub recompute: bool,
     /// Called after every optimizer step with its number (tests watch memory with it).
     pub on_step: Option<fn(u64)>,
 }
@@ -116,6 +119,7 @@ impl TrainConfig {
             samples: 0,
             merge: false,
             precision: Precision::F32,
+            recompute: false,
             on_step: None,
         }
     }
@@ -204,6 +208,7 @@ fn settings(c: &TrainConfig) -> serde_json::Value {
 /// Loads the model and makes the configured parameters trainable.
 pub fn prepare_model(c: &TrainConfig) -> Result<Model> {
     let mut model = Model::load(&c.model)?;
+    model.set_recompute(c.recompute);
     match &c.lora {
         Some(lora) => {
             model.add_lora(lora, c.seed)?;

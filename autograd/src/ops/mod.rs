@@ -9,6 +9,7 @@
 
 pub mod add;
 pub mod attention;
+pub mod checkpoint;
 pub mod concat;
 pub mod cross_entropy;
 pub mod div;
