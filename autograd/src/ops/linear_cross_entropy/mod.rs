@@ -106,6 +106,27 @@ pub(super) fn keep_block(v: Vec<f32>) {
     BLOCK.with(|b| *b.borrow_mut() = v);
 }
 
+/// The mean of `lse − z_target` over counted rows, summed in row order in
+/// f64 as the unfused op sums it (0 when no row counts).
+pub(super) fn mean_loss(targets: &[i64], lse: &[f32], z_target: &[f32], count: usize) -> f32 {
+    let counted = (0..targets.len()).filter(|&n| targets[n] != IGNORE_INDEX);
+    let loss_sum: f64 = counted.map(|n| lse[n] as f64 - z_target[n] as f64).sum();
+    if count == 0 {
+        0.0
+    } else {
+        (loss_sum / count as f64) as f32
+    }
+}
+
+/// A gradient formed for an upstream gradient of 1, scaled to the one that
+/// arrived (`g`, a scalar loss's gradient), as a tensor of `shape`.
+pub(super) fn scaled_by(mut v: Vec<f32>, g: f32, shape: &[usize]) -> Result<Tensor, TensorError> {
+    if g != 1.0 {
+        v.iter_mut().for_each(|e| *e *= g);
+    }
+    Tensor::from_vec(v, shape)
+}
+
 /// Checks `x` `(..., C)` holds one row per target and `W` is `(V, C)`;
 /// returns `x`'s shape, `V` and `C`. `block` is the caller's block or chunk
 /// size, which must not be 0.
@@ -174,11 +195,7 @@ pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_row
         }
         lse.extend(ce.lse);
     }
-    // The unfused op's sum: counted rows in order, in f64.
-    let loss_sum: f64 =
-        (0..rows).filter(|&n| targets[n] != IGNORE_INDEX).map(|n| lse[n] as f64 - z_target[n] as f64).sum();
-    let loss = if count == 0 { 0.0 } else { (loss_sum / count as f64) as f32 };
-    let value = Tensor::from_vec(vec![loss], &[])?;
+    let value = Tensor::from_vec(vec![mean_loss(targets, &lse, &z_target, count)], &[])?;
     drop((x2, w_t));
     keep_block(block.into_f32_vec());
     Ok(Var::from_op(
@@ -187,14 +204,8 @@ pub fn linear_cross_entropy_blocked(x: &Var, w: &Var, targets: &[i64], block_row
         &[x, w],
         Box::new(move |g, needs| {
             let g = g.item()?;
-            let scaled = |mut v: Vec<f32>, shape: &[usize]| {
-                if g != 1.0 {
-                    v.iter_mut().for_each(|e| *e *= g);
-                }
-                Tensor::from_vec(v, shape)
-            };
-            let gx = if needs[0] { Some(scaled(dx, &x_shape)?) } else { None };
-            let gw = if needs[1] { Some(scaled(dw, &[vocab, hidden])?) } else { None };
+            let gx = if needs[0] { Some(scaled_by(dx, g, &x_shape)?) } else { None };
+            let gw = if needs[1] { Some(scaled_by(dw, g, &[vocab, hidden])?) } else { None };
             Ok(vec![gx, gw])
         }),
     ))

@@ -25,7 +25,7 @@
 //! The loss agrees with the unfused op's to rounding, not bit for bit: `lse`
 //! is summed chunk by chunk.
 
-use super::{keep_block, reused_block, validate};
+use super::{keep_block, mean_loss, reused_block, scaled_by, validate};
 use crate::{is_grad_enabled, Var};
 use kernels::nn::cross_entropy::IGNORE_INDEX;
 use kernels::nn::online_softmax::{scale_rows, OnlineSoftmax};
@@ -92,10 +92,7 @@ pub fn linear_cross_entropy_online(x: &Var, w: &Var, targets: &[i64], chunk_cols
         }
     }
     keep_block(chunk.into_f32_vec());
-    let lse = state.lse();
-    // Counted rows in order, in f64, as the unfused op sums them.
-    let loss_sum: f64 = (0..rows).filter(|&n| !skip(n)).map(|n| lse[n] as f64 - z_target[n] as f64).sum();
-    let loss = if count == 0 { 0.0 } else { (loss_sum / count as f64) as f32 };
+    let loss = mean_loss(targets, &state.lse(), &z_target, count);
     if need_x {
         // ∂L/∂x_n = (acc_n / s_n − W[t_n]) / C; an ignored row's acc is already 0.
         for (n, row) in acc.chunks_mut(hidden).enumerate() {
@@ -112,17 +109,7 @@ pub fn linear_cross_entropy_online(x: &Var, w: &Var, targets: &[i64], chunk_cols
         value,
         &[x, w],
         Box::new(move |g, needs| {
-            let g = g.item()?;
-            let gx = match needs[0] {
-                true => {
-                    let mut dx = acc;
-                    if g != 1.0 {
-                        dx.iter_mut().for_each(|e| *e *= g);
-                    }
-                    Some(Tensor::from_vec(dx, &x_shape)?)
-                }
-                false => None,
-            };
+            let gx = if needs[0] { Some(scaled_by(acc, g.item()?, &x_shape)?) } else { None };
             Ok(vec![gx, None])
         }),
     ))
