@@ -31,6 +31,6 @@ mod tensor;
 
 pub use dtype::DType;
 pub use error::TensorError;
-pub use matmul::{matmul, matmul_into, matmul_plus};
+pub use matmul::{matmul, matmul_f32, matmul_into, matmul_plus};
 pub use storage::Storage;
 pub use tensor::{contiguous_strides, numel, Tensor};

@@ -13,10 +13,26 @@
 use crate::{DType, Tensor, TensorError};
 #[cfg(test)]
 use half::bf16;
-use kernels::gemm::{Gemm, MatMut, MatRef};
+use kernels::gemm::{Gemm, MatMut, MatRef, Precision};
 
-/// `a · b` (see the module doc for the shapes).
+/// `a · b` (see the module doc for the shapes), in the process-wide matmul
+/// precision ([`kernels::gemm::matmul_precision`]).
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
+    let gemm = Gemm::new().map_err(|e| TensorError::shape("matmul", e.to_string()))?;
+    matmul_on(&gemm, a, b)
+}
+
+/// `a · b` in full f32 whatever the process-wide matmul precision: for
+/// products that bf16 would make less exact and no faster, such as LoRA's
+/// rank-r ones, which are bound by reading their big operand, not by FMAs
+/// (see `autograd::lora_linear`).
+pub fn matmul_f32(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
+    let gemm = Gemm::new().map_err(|e| TensorError::shape("matmul", e.to_string()))?;
+    matmul_on(&gemm.with_precision(Precision::F32), a, b)
+}
+
+/// `a · b` on the plan `gemm`.
+fn matmul_on(gemm: &Gemm, a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
     let bad = |detail: String| TensorError::shape("matmul", detail);
     let (batch, m, k) = match a.shape() {
         &[m, k] => (None, m, k),
@@ -35,7 +51,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
     // product: (B·m, k) · (k, n). One GEMM of B·m rows blocks and threads
     // better than B GEMMs of m rows.
     if let (Some(bt), false, true) = (batch, b_batched, a.is_contiguous()) {
-        let flat = matmul(&a.reshape(&[bt * m, k])?, b)?;
+        let flat = matmul_on(gemm, &a.reshape(&[bt * m, k])?, b)?;
         return flat.reshape(&[bt, m, n]);
     }
     let a = gemm_ready(a);
@@ -46,12 +62,11 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
     // every output of the step that the products would overwrite.
     let len = count * m * n;
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    let gemm = Gemm::new().map_err(|e| bad(e.to_string()))?;
     for (i, c) in out.spare_capacity_mut()[..len].chunks_mut((m * n).max(1)).enumerate().take(count) {
         let a_i = if batch.is_some() { a.narrow(0, i, 1)?.reshape(&[m, k])? } else { a.clone() };
         let b_i = if b_batched { b.narrow(0, i, 1)?.reshape(&[k, n])? } else { b.clone() };
         let c = MatMut::uninit(c, m, n, n).map_err(|e| bad(e.to_string()))?;
-        run(&gemm, &a_i, &b_i, 0.0, c).map_err(|e| bad(e.to_string()))?;
+        run(gemm, &a_i, &b_i, 0.0, c).map_err(|e| bad(e.to_string()))?;
     }
     // SAFETY: the `count` products above each wrote their whole (m, n)
     // block of the first `len` elements (β = 0); an error returned before

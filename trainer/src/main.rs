@@ -261,7 +261,8 @@ struct FinetuneArgs {
     merge: bool,
     /// Matmul precision: f32, or bf16 (operands rounded to bf16, f32
     /// accumulation, f32 master weights and optimizer state; AMX or
-    /// AVX512_BF16 where the CPU has them).
+    /// AVX512_BF16 where the CPU has them). LoRA's rank-r adapter products
+    /// stay f32: bf16 would not make them faster.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
     /// Keep only each block's input in the forward and recompute the block

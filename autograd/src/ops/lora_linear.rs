@@ -21,12 +21,22 @@
 //! the low-rank part. (With a mask, `∂L/∂x`'s low-rank part is masked, so
 //! it is added separately.) The sums are grouped differently from the
 //! unfused ops', so values and gradients agree with theirs to rounding.
+//!
+//! With bf16 matmul precision, the layer's own products (`x·Wᵀ`, `G·W`, `Gᵀ·x`,
+//! with the rank's k appended) are rounded like any other, but the
+//! adapter's rank-r products (`x_d·Aᵀ`, `G·B`, `dhᵀ·x_d`, `Gᵀ·u`, `dh·A`)
+//! stay f32 (`tensor::matmul_f32`): each reads an `(N, in)` or `(N, out)`
+//! operand for `2·r` FLOPs per element, so it is bound by reading that
+//! operand, not by FMAs. Rounding it to bf16 is one more pass over it (and
+//! stops the kernel reading it in place), for no faster a product and a
+//! less exact one. Measured on SmolLM2 LoRA r=16, bf16 on AMX (Xeon, 2 threads),
+//! in the profile's GEMM table: see the commit.
 
 use super::{grad_for, saved};
 use crate::Var;
 use kernels::nn::elementwise::axpy;
 use tensor::ops::elementwise::{scale as scale_tensor, sum_to_shape};
-use tensor::{matmul, matmul_plus, Tensor, TensorError};
+use tensor::{matmul, matmul_f32, matmul_plus, Tensor, TensorError};
 
 /// The parts of one LoRA-adapted linear layer (see the module doc).
 pub struct LoraLinear<'a> {
@@ -79,7 +89,7 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
         Some(m) => tensor::ops::elementwise::binary(kernels::nn::elementwise::BinaryOp::Mul, &x2, m)?,
         None => x2.clone(),
     }; // (N, in)
-    let u = scale_tensor(&matmul(&xd, &av.transpose(0, 1)?)?, layer.scale)?; // (N, r)
+    let u = scale_tensor(&matmul_f32(&xd, &av.transpose(0, 1)?)?, layer.scale)?; // (N, r)
     let mut y = matmul_plus(&x2, &w_right, &u, &bv.transpose(0, 1)?)?; // x·Wᵀ + u·Bᵀ  (N, out)
     if let Some(b) = layer.bias {
         let bias = b.value();
@@ -103,13 +113,13 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
         &parents,
         Box::new(move |g, needs| {
             let g2 = g.reshape(&[rows, out])?; // (N, out)
-            let dh = scale_tensor(&matmul(&g2, &bv)?, s)?; // s·G·B  (N, r)
+            let dh = scale_tensor(&matmul_f32(&g2, &bv)?, s)?; // s·G·B  (N, r)
             let gx = grad_for(needs, 0, || {
                 let gx = match &mask {
                     None => matmul_plus(&g2, &w_right.transpose(0, 1)?, &dh, &av)?, // G·W + dh·A  (N, in)
                     Some(m) => {
                         let mut gx = matmul(&g2, &w_right.transpose(0, 1)?)?; // G·W  (N, in)
-                        let through = matmul(&dh, &av)?;
+                        let through = matmul_f32(&dh, &av)?;
                         let (through, m) = (through.f32_data(), m.f32_data());
                         let acc = gx.f32_mut();
                         acc.iter_mut().zip(through.iter().zip(m.iter())).for_each(|(d, (t, k))| *d += t * k);
@@ -122,8 +132,8 @@ pub fn lora_linear(x: &Var, layer: LoraLinear<'_>) -> Result<Var, TensorError> {
                 false => matmul(&g2.transpose(0, 1)?, saved(&saved_x, "lora_linear")?), // (out, in)
                 true => matmul(&saved(&saved_x, "lora_linear")?.transpose(0, 1)?, &g2), // (in, out)
             })?;
-            let ga = grad_for(needs, 2, || matmul(&dh.transpose(0, 1)?, &xd))?;
-            let gb = grad_for(needs, 3, || matmul(&g2.transpose(0, 1)?, &u))?;
+            let ga = grad_for(needs, 2, || matmul_f32(&dh.transpose(0, 1)?, &xd))?;
+            let gb = grad_for(needs, 3, || matmul_f32(&g2.transpose(0, 1)?, &u))?;
             let mut grads = vec![gx, gw, ga, gb];
             if needs.len() == 5 {
                 grads.push(grad_for(needs, 4, || sum_to_shape(&g2, &[out]))?);
