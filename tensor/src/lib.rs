@@ -11,7 +11,8 @@
 //!   and the tensor; atomic writing (temporary file, fsync, rename).
 //!
 //! - [`matmul`]: 2-D and batched products through `kernels`' SGEMM, reading
-//!   transposed views and bf16/f16 weights in place.
+//!   transposed views and bf16/f16 weights in place, in the process-wide
+//!   matmul precision ([`matmul_f32`]: always f32).
 //!
 //! - [`ops`]: the other forward math (broadcasting arithmetic, reductions,
 //!   activations, softmax, norms, rotary embedding, gather, concat) through

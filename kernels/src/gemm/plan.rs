@@ -228,14 +228,16 @@ impl Gemm {
         match (self.precision, self.bf16) {
             (Precision::F32, _) => f32_plan(false),
             (Precision::Bf16, None) => f32_plan(true),
-            // Narrow bf16 products (LoRA's rank-16 ones)
-            // round while packing for the narrow f32 kernel: the bf16 kernels'
-            // 48-column tiles would be two thirds padding, and these products
-            // are bound by reading their operands, not by FMAs. The rounding,
-            // and so the result, is the same (see `precision`). Measured on
-            // SmolLM2 LoRA bf16 (Zen 4, 2 threads), with the vectorised
-            // rounding of `convert::round_to_bf16`: the rank-16 GEMMs
-            // 295-349 -> 248 ms per step, attention unchanged.
+            // Narrow bf16 products round while packing for the narrow f32
+            // kernel: the bf16 kernels' 48-column tiles would be two thirds
+            // padding, and these products are bound by reading their
+            // operands, not by FMAs. The rounding, and so the result, is the
+            // same (see `precision`). Measured on SmolLM2 LoRA bf16 (Zen 4,
+            // 2 threads), with the vectorised rounding of
+            // `convert::round_to_bf16`: the rank-16 GEMMs 295-349 -> 248 ms
+            // per step, attention unchanged. (LoRA's rank-r products have
+            // since left bf16 altogether: `autograd::lora_linear` asks for
+            // f32, which reads A in place and rounds nothing.)
             (Precision::Bf16, Some(_)) if narrow.is_some() => f32_plan(true),
             (Precision::Bf16, Some(k)) => {
                 // The kernel's own blocking, or the caller's (tests use tiny
