@@ -13,7 +13,8 @@ use std::thread::LocalKey;
 pub(crate) enum Buffer {
     /// Packed A blocks (MC × KC), used inside each task.
     A,
-    /// Packed B blocks (KC × NC), owned by the thread that called `gemm`.
+    /// Packed B blocks (KC × NC), owned by the thread that runs the
+    /// product's loops (the caller, or each thread of a column split).
     B,
 }
 

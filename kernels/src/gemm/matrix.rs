@@ -84,6 +84,15 @@ impl<'a, T: Element> MatRef<'a, T> {
         self.data
     }
 
+    /// Columns `j0..j1` as a view of their own. Panics unless `j0 <= j1 <= cols`.
+    pub(crate) fn columns(&self, j0: usize, j1: usize) -> MatRef<'a, T> {
+        assert!(j0 <= j1 && j1 <= self.cols, "columns {j0}..{j1} of a {}-column view", self.cols);
+        // Column j0 starts j0 * cs in; the furthest element of the part is no
+        // further than the whole view's, so the constructor's check still holds.
+        let data = if j0 < j1 && self.rows > 0 { &self.data[j0 * self.cs..] } else { &self.data[..0] };
+        MatRef { data, rows: self.rows, cols: j1 - j0, rs: self.rs, cs: self.cs }
+    }
+
     /// Element `(i, j)` widened to f32. Panics only if `(i, j)` is outside the view.
     #[inline(always)]
     pub fn get(&self, i: usize, j: usize) -> f32 {
@@ -196,9 +205,48 @@ impl<'a> MatMut<'a> {
         MatMut { _borrow: PhantomData, ..*self }
     }
 
+    /// A handle from which tasks on other threads take views of disjoint
+    /// column ranges of this C (see [`ColumnSplit::columns`]).
+    pub(crate) fn column_split(&mut self) -> ColumnSplit<'_> {
+        ColumnSplit { whole: MatMut { _borrow: PhantomData, ..*self } }
+    }
+
     /// Raw pointer to element (0, 0), for the driver's tile writes.
     pub(crate) fn as_mut_ptr(&mut self) -> *mut f32 {
         self.ptr
+    }
+}
+
+/// A C that several threads write at once, each its own columns: the
+/// driver's column split (see `driver`).
+pub(crate) struct ColumnSplit<'a> {
+    whole: MatMut<'a>,
+}
+
+// SAFETY: the handle only hands out views through the unsafe `columns`,
+// whose callers promise that no two live views share a column, so threads
+// holding them never touch the same element.
+unsafe impl Sync for ColumnSplit<'_> {}
+
+impl ColumnSplit<'_> {
+    /// Columns `j0..j1` of C as a view of their own. Panics unless
+    /// `j0 <= j1 <= cols`.
+    ///
+    /// # Safety
+    /// While the view lives, no other view from this split may include any
+    /// of these columns. The view must only be written and read element by
+    /// element or row by row (`write`, `row_mut`, the driver's tiles), never
+    /// through `as_ref`, whose slice would span the other views' columns.
+    pub(crate) unsafe fn columns(&self, j0: usize, j1: usize) -> MatMut<'_> {
+        let w = &self.whole;
+        assert!(j0 <= j1 && j1 <= w.cols, "columns {j0}..{j1} of a {}-column C", w.cols);
+        let len = w.len.saturating_sub(j0);
+        // SAFETY: j0 <= cols, and element (0, cols) is at most one past the
+        // borrowed slice's end (the constructor's check), so the pointer is
+        // inside it or one past; the part's furthest element is no further
+        // than the whole view's.
+        let ptr = unsafe { w.ptr.add(j0.min(w.len)) };
+        MatMut { ptr, len, rows: w.rows, cols: j1 - j0, ld: w.ld, init: w.init, _borrow: PhantomData }
     }
 }
 
