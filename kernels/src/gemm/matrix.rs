@@ -93,6 +93,11 @@ impl<'a, T: Element> MatRef<'a, T> {
         MatRef { data, rows: self.rows, cols: j1 - j0, rs: self.rs, cs: self.cs }
     }
 
+    /// Rows `i0..i1` as a view of their own. Panics unless `i0 <= i1 <= rows`.
+    pub(crate) fn row_range(&self, i0: usize, i1: usize) -> MatRef<'a, T> {
+        self.t().columns(i0, i1).t()
+    }
+
     /// Element `(i, j)` widened to f32. Panics only if `(i, j)` is outside the view.
     #[inline(always)]
     pub fn get(&self, i: usize, j: usize) -> f32 {
@@ -206,9 +211,9 @@ impl<'a> MatMut<'a> {
     }
 
     /// A handle from which tasks on other threads take views of disjoint
-    /// column ranges of this C (see [`ColumnSplit::columns`]).
-    pub(crate) fn column_split(&mut self) -> ColumnSplit<'_> {
-        ColumnSplit { whole: MatMut { _borrow: PhantomData, ..*self } }
+    /// blocks of this C (see [`SharedC::block`]).
+    pub(crate) fn shared(&mut self) -> SharedC<'_> {
+        SharedC { whole: MatMut { _borrow: PhantomData, ..*self } }
     }
 
     /// Raw pointer to element (0, 0), for the driver's tile writes.
@@ -217,36 +222,41 @@ impl<'a> MatMut<'a> {
     }
 }
 
-/// A C that several threads write at once, each its own columns: the
-/// driver's column split (see `driver`).
-pub(crate) struct ColumnSplit<'a> {
+/// A C that several threads write at once, each its own block: the
+/// driver's split into parts that threads compute alone (see `driver`).
+pub(crate) struct SharedC<'a> {
     whole: MatMut<'a>,
 }
 
-// SAFETY: the handle only hands out views through the unsafe `columns`,
-// whose callers promise that no two live views share a column, so threads
-// holding them never touch the same element.
-unsafe impl Sync for ColumnSplit<'_> {}
+// SAFETY: the handle only hands out views through the unsafe `block`,
+// whose callers promise that no two live views share an element, so threads
+// holding them never touch the same one.
+unsafe impl Sync for SharedC<'_> {}
 
-impl ColumnSplit<'_> {
-    /// Columns `j0..j1` of C as a view of their own. Panics unless
-    /// `j0 <= j1 <= cols`.
+impl SharedC<'_> {
+    /// Rows `i0..i1` and columns `j0..j1` of C as a view of their own.
+    /// Panics unless `i0 <= i1 <= rows` and `j0 <= j1 <= cols`.
     ///
     /// # Safety
     /// While the view lives, no other view from this split may include any
-    /// of these columns. The view must only be written and read element by
+    /// of its elements. The view must only be written and read element by
     /// element or row by row (`write`, `row_mut`, the driver's tiles), never
-    /// through `as_ref`, whose slice would span the other views' columns.
-    pub(crate) unsafe fn columns(&self, j0: usize, j1: usize) -> MatMut<'_> {
+    /// through `as_ref`, whose slice would span the other views' elements.
+    pub(crate) unsafe fn block(&self, (i0, i1): (usize, usize), (j0, j1): (usize, usize)) -> MatMut<'_> {
         let w = &self.whole;
         assert!(j0 <= j1 && j1 <= w.cols, "columns {j0}..{j1} of a {}-column C", w.cols);
-        let len = w.len.saturating_sub(j0);
-        // SAFETY: j0 <= cols, and element (0, cols) is at most one past the
-        // borrowed slice's end (the constructor's check), so the pointer is
-        // inside it or one past; the part's furthest element is no further
-        // than the whole view's.
-        let ptr = unsafe { w.ptr.add(j0.min(w.len)) };
-        MatMut { ptr, len, rows: w.rows, cols: j1 - j0, ld: w.ld, init: w.init, _borrow: PhantomData }
+        assert!(i0 <= i1 && i1 <= w.rows, "rows {i0}..{i1} of a {}-row C", w.rows);
+        let (rows, cols) = (i1 - i0, j1 - j0);
+        if rows == 0 || cols == 0 {
+            return MatMut { ptr: w.ptr, len: 0, rows, cols, ld: w.ld, init: w.init, _borrow: PhantomData };
+        }
+        // Element (i0, j0) is inside the borrowed slice (i0 < rows, j0 < cols,
+        // the constructor's check), and so is the block's furthest element,
+        // (i1 - 1, j1 - 1) of the whole view.
+        let offset = i0 * w.ld + j0;
+        // SAFETY: offset < len, see above.
+        let ptr = unsafe { w.ptr.add(offset) };
+        MatMut { ptr, len: w.len - offset, rows, cols, ld: w.ld, init: w.init, _borrow: PhantomData }
     }
 }
 
