@@ -14,7 +14,7 @@ pub(crate) enum Buffer {
     /// Packed A blocks (MC × KC), used inside each task.
     A,
     /// Packed B blocks (KC × NC), owned by the thread that runs the
-    /// product's loops (the caller, or each thread of a column split).
+    /// product's loops (the caller, or each thread of a split into parts).
     B,
 }
 

@@ -16,10 +16,9 @@
 //! When A is the smaller operand (`m <= n`) and the product is not too
 //! wide (`column_parts` has the rules), the threads split C by columns
 //! instead: each runs all the loops above, alone, on its own columns of B
-//! and C. Each then packs
-//! the whole of A, the smaller operand, for itself; in exchange no packed
-//! data crosses cores, and the call has one parallel region, not two per K
-//! block. On a 2-vCPU Xeon (Emerald Rapids), 2 threads, SmolLM2's
+//! and C. Each then packs the whole of A, the smaller operand, for itself;
+//! in exchange no packed data crosses cores, and the call has one parallel
+//! region, not two per K block. On a 2-vCPU Xeon (Emerald Rapids), 2 threads, SmolLM2's
 //! 512x576x1536 and 512x1536x576 ran 2-6% faster this way, alternated
 //! call by call in one process. A tall product with a small B (the head's
 //! weight gradient) is split the same way by rows (`row_parts`): each
@@ -108,28 +107,17 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
         scale(c, beta);
         return;
     }
-    if let Some(parts) = column_parts(plan, a, n) {
+    if let Some(parts) = column_parts(plan, a, n).or_else(|| row_parts(plan, a, b)) {
         let alone = Plan { threads: 1, ..*plan };
         let shared = c.shared();
-        parts.into_par_iter().for_each(|(j0, j1)| {
-            // SAFETY: the parts are disjoint column ranges; the driver
-            // writes C only tile by tile and through `scale`.
-            let mut part = unsafe { shared.block((0, m), (j0, j1)) };
-            let b2 = extra.map(|(_, b2)| b2.columns(j0, j1));
-            let extra = extra.zip(b2.as_ref()).map(|((a2, _), b2)| (a2, b2));
-            gemm(&alone, alpha, a, &b.columns(j0, j1), extra, beta, &mut part);
-        });
-        return;
-    }
-    if let Some(parts) = row_parts(plan, a, b) {
-        let alone = Plan { threads: 1, ..*plan };
-        let shared = c.shared();
-        parts.into_par_iter().for_each(|(i0, i1)| {
-            // SAFETY: the parts are disjoint row ranges; as above.
-            let mut part = unsafe { shared.block((i0, i1), (0, n)) };
-            let a2 = extra.map(|(a2, _)| a2.row_range(i0, i1));
-            let extra = extra.zip(a2.as_ref()).map(|((_, b2), a2)| (a2, b2));
-            gemm(&alone, alpha, &a.row_range(i0, i1), b, extra, beta, &mut part);
+        parts.into_par_iter().for_each(|(rows, cols)| {
+            // SAFETY: the parts are disjoint blocks of C; the driver writes
+            // C only tile by tile and through `scale`.
+            let mut part = unsafe { shared.block(rows, cols) };
+            let a = a.row_range(rows.0, rows.1);
+            let extra_part = extra.map(|(a2, b2)| (a2.row_range(rows.0, rows.1), b2.columns(cols.0, cols.1)));
+            let extra = extra_part.as_ref().map(|(a2, b2)| (a2, b2));
+            gemm(&alone, alpha, &a, &b.columns(cols.0, cols.1), extra, beta, &mut part);
         });
         return;
     }
@@ -200,12 +188,16 @@ pub(crate) fn gemm<TA: Element, TB: Element>(
     });
 }
 
+/// One thread's block of C in a split into parts: `((row start, end),
+/// (column start, end))`.
+type Part = ((usize, usize), (usize, usize));
+
 /// The widest product split by columns (see [`column_parts`]).
 const COLUMN_SPLIT_MAX_N: usize = 2048;
 
-/// The column ranges of C, one per thread, when the threads should split C
-/// by columns (see the module doc), or `None` to split rows (`split`). The
-/// rules are measured (2-vCPU Xeon, 2 threads, alternated per call):
+/// C's blocks `((row start, end), (column start, end))`, one per thread,
+/// when the threads should split C by columns into parts each computes
+/// alone (see the module doc), or `None`. The rules are measured (2-vCPU Xeon, 2 threads, alternated per call):
 /// - A no larger than B (`m <= n`): A is the operand each thread packs whole.
 /// - A row-major: a transposed A costs more to pack, and packing it twice
 ///   made 576x512x1536 `Aᵀ·B` 1-4% slower.
@@ -216,22 +208,21 @@ const COLUMN_SPLIT_MAX_N: usize = 2048;
 ///
 /// Ranges start at multiples of NR, so the tiles are those of the undivided
 /// product.
-fn column_parts<T: Element>(plan: &Plan, a: &MatRef<'_, T>, n: usize) -> Option<Vec<(usize, usize)>> {
+fn column_parts<T: Element>(plan: &Plan, a: &MatRef<'_, T>, n: usize) -> Option<Vec<Part>> {
     let (threads, nr, m) = (plan.threads, plan.kernel.nr, a.rows());
     let npanels = n.div_ceil(nr);
     if threads < 2 || m > n || n > COLUMN_SPLIT_MAX_N || a.col_stride() != 1 || npanels < 2 * threads {
         return None;
     }
     let width = npanels.div_ceil(threads) * nr;
-    Some((0..n).step_by(width).map(|j0| (j0, (j0 + width).min(n))).collect())
+    Some((0..n).step_by(width).map(|j0| ((0, m), (j0, (j0 + width).min(n)))).collect())
 }
 
 /// How many times B's size A must be for [`row_parts`].
 const ROW_SPLIT_MIN_RATIO: usize = 16;
 
-/// The row ranges of C, one per thread, when the threads should split C by
-/// rows into parts each computes alone (see the module doc), or `None`. The
-/// mirror of [`column_parts`], for a tall product with a small B: each
+/// C's blocks, one per thread, when the threads should split C by rows into
+/// parts each computes alone (see the module doc), or `None`. The mirror of [`column_parts`], for a tall product with a small B: each
 /// thread then packs the whole of B. Measured the same way:
 /// - A at least [`ROW_SPLIT_MIN_RATIO`] times B's size (`m >= 16 n`), so
 ///   packing B once per thread is cheap: the head's weight gradient
@@ -241,18 +232,14 @@ const ROW_SPLIT_MIN_RATIO: usize = 16;
 ///
 /// Ranges start at multiples of MR, so the tiles are those of the undivided
 /// product.
-fn row_parts<TA: Element, TB: Element>(
-    plan: &Plan,
-    a: &MatRef<'_, TA>,
-    b: &MatRef<'_, TB>,
-) -> Option<Vec<(usize, usize)>> {
+fn row_parts<TA: Element, TB: Element>(plan: &Plan, a: &MatRef<'_, TA>, b: &MatRef<'_, TB>) -> Option<Vec<Part>> {
     let (threads, mr, m, n) = (plan.threads, plan.kernel.mr, a.rows(), b.cols());
     let tiles = m.div_ceil(mr);
     if threads < 2 || m < ROW_SPLIT_MIN_RATIO * n || b.col_stride() != 1 || tiles < 2 * threads {
         return None;
     }
     let height = tiles.div_ceil(threads) * mr;
-    Some((0..m).step_by(height).map(|i0| (i0, (i0 + height).min(m))).collect())
+    Some((0..m).step_by(height).map(|i0| ((i0, (i0 + height).min(m)), (0, n))).collect())
 }
 
 /// The K blocks `(start, length)` of a product of depth `k`, whose first
